@@ -1,0 +1,34 @@
+"""Backends by name, imported lazily, with an install hint when an import fails."""
+from __future__ import annotations
+
+import importlib
+from typing import Dict, Tuple
+
+from .model.errors import BackendUnavailable
+
+#: name -> (module, class, what to install if the import fails)
+REGISTRY: Dict[str, Tuple[str, str, str]] = {
+    "sim": ("nfteach.sim.backend", "SimBackend", "nothing: it is pure Python"),
+    "live": ("nfteach.live.backend", "LiveBackend", "pip install 'nfteach[live]' and run as root on Linux"),
+    "vm": ("nfteach.vm.backend", "VmBackend", "apt-get install qemu-system-x86, then `nfteach vm fetch`"),
+}
+
+DEFAULT_BACKEND = "sim"
+
+
+def get_backend_class(name: str):
+    try:
+        module, cls, hint = REGISTRY[name]
+    except KeyError:
+        raise BackendUnavailable(
+            f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}", token=name
+        ) from None
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailable(f"backend {name!r} cannot be imported ({e}); install: {hint}") from None
+    return getattr(mod, cls)
+
+
+def make_backend(name: str = DEFAULT_BACKEND, kernel: str | None = None, **options):
+    return get_backend_class(name)(kernel=kernel, **options)

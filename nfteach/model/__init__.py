@@ -1,0 +1,1 @@
+"""Plain data shared by every layer: results, errors, profiles. Imports nothing of ours."""
