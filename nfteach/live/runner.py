@@ -1,0 +1,165 @@
+"""Running real tools as argument lists, capturing stdout and stderr in the order printed.
+
+Nothing here ever uses a shell: every process is started from a list, usually
+``ip netns exec NS TOOL ARGS...`` (``ip netns exec`` execs the tool, so the pid we hold is
+the tool's own pid and a signal sent to it reaches the tool).
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from ..model.backend import Job, Output
+
+#: the environment every lab command gets: C locale, no inherited surprises
+ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL": "C",
+    "LANG": "C",
+    "HOME": "/root",
+    "TERM": "dumb",
+}
+
+DEFAULT_TIMEOUT = 120.0
+
+
+def _popen(argv: Sequence[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(ENV),
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _collect(proc: subprocess.Popen, chunks: List[Tuple[str, str]], deadline: Optional[float]) -> bool:
+    """Read both pipes until EOF, appending ("out"|"err", text) pieces; False on timeout."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    open_pipes = 2
+    decoders = {}
+    import codecs
+
+    for s in ("out", "err"):
+        decoders[s] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    try:
+        while open_pipes:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if deadline is not None and timeout == 0.0:
+                return False
+            events = sel.select(timeout)
+            if not events and deadline is not None and time.monotonic() >= deadline:
+                return False
+            for key, _ in events:
+                data = os.read(key.fileobj.fileno(), 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    open_pipes -= 1
+                    continue
+                text = decoders[key.data].decode(data)
+                if not text:
+                    continue
+                if chunks and chunks[-1][0] == key.data:
+                    chunks[-1] = (key.data, chunks[-1][1] + text)
+                else:
+                    chunks.append((key.data, text))
+        return True
+    finally:
+        sel.close()
+
+
+def _finish(proc: subprocess.Popen) -> int:
+    for f in (proc.stdout, proc.stderr):
+        try:
+            f.close()
+        except OSError:
+            pass
+    return proc.wait()
+
+
+def run_argv(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Output:
+    """Run ``argv`` to completion; stdout and stderr interleaved in ``Output.chunks``."""
+    try:
+        proc = _popen(argv)
+    except OSError as e:
+        return Output.of(stderr=f"nfteach: cannot run {argv[0]}: {e.strerror}\n", status=127)
+    chunks: List[Tuple[str, str]] = []
+    finished = _collect(proc, chunks, time.monotonic() + timeout)
+    if not finished:
+        _stop(proc)
+        chunks.append(("err", f"nfteach: {os.path.basename(argv[4] if len(argv) > 4 else argv[0])} "
+                              f"did not finish within {timeout:g} s and was stopped; "
+                              "run it in the background with ' &' and stop it with kill -INT %N\n"))
+        status = _finish(proc)
+        return Output(tuple(chunks), 124 if status >= 0 else 128 - status)
+    status = _finish(proc)
+    return Output(tuple(chunks), status if status >= 0 else 128 - status)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL — to this one pid only."""
+    for sig, wait in ((signal.SIGINT, 2), (signal.SIGTERM, 2), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class LiveJob(Job):
+    """A tool running in the background in a lab namespace (``CMD &``)."""
+
+    def __init__(self, machine: str, argv: Sequence[str], full_argv: Sequence[str],
+                 on_exit: Optional[Callable[[int], None]] = None):
+        self.machine = machine
+        self.argv = list(argv)
+        self._chunks: List[Tuple[str, str]] = []
+        self._proc = _popen(full_argv)
+        self.pid = self._proc.pid
+        self._on_exit = on_exit
+        self._status: Optional[int] = None
+        self._thread = threading.Thread(target=self._reader, name=f"nfteach-job-{self.pid}", daemon=True)
+        self._thread.start()
+
+    def _reader(self) -> None:
+        _collect(self._proc, self._chunks, None)
+        st = _finish(self._proc)
+        self._status = st if st >= 0 else 128 - st
+        if self._on_exit:
+            self._on_exit(self.pid)
+
+    def signal(self, signum: int) -> None:
+        if self._proc.poll() is None:
+            try:
+                self._proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> Output:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            _stop(self._proc)
+            self._thread.join(10)
+        return Output(tuple(self._chunks), self._status if self._status is not None else 124)
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        _stop(self._proc)
+        self._thread.join(10)

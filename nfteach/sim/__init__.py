@@ -1,0 +1,1 @@
+"""The simulator: a pure-Python model of Netfilter and conntrack for named kernel versions."""
