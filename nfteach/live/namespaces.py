@@ -101,7 +101,7 @@ class LabStamp:
         os.replace(tmp, self.path)
 
     @classmethod
-    def load(cls, path: Path) -> Optional["LabStamp"]:
+    def load(cls, path: Path) -> Optional[LabStamp]:
         try:
             d = json.loads(path.read_text())
             return cls(**d)

@@ -6,6 +6,7 @@ the tool's own pid and a signal sent to it reaches the tool).
 """
 from __future__ import annotations
 
+import codecs
 import os
 import selectors
 import signal
@@ -46,11 +47,7 @@ def _collect(proc: subprocess.Popen, chunks: List[Tuple[str, str]], deadline: Op
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
     open_pipes = 2
-    decoders = {}
-    import codecs
-
-    for s in ("out", "err"):
-        decoders[s] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in ("out", "err")}
     try:
         while open_pipes:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -86,7 +83,7 @@ def _finish(proc: subprocess.Popen) -> int:
     return proc.wait()
 
 
-def run_argv(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Output:
+def run_argv(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, name: str = "") -> Output:
     """Run ``argv`` to completion; stdout and stderr interleaved in ``Output.chunks``."""
     try:
         proc = _popen(argv)
@@ -96,8 +93,7 @@ def run_argv(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Output:
     finished = _collect(proc, chunks, time.monotonic() + timeout)
     if not finished:
         _stop(proc)
-        chunks.append(("err", f"nfteach: {os.path.basename(argv[4] if len(argv) > 4 else argv[0])} "
-                              f"did not finish within {timeout:g} s and was stopped; "
+        chunks.append(("err", f"nfteach: {name or os.path.basename(argv[0])} did not finish within {timeout:g} s and was stopped; "
                               "run it in the background with ' &' and stop it with kill -INT %N\n"))
         status = _finish(proc)
         return Output(tuple(chunks), 124 if status >= 0 else 128 - status)

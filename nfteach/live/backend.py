@@ -1,0 +1,261 @@
+"""The ``live`` backend: this machine's kernel, the lab's two hosts as network namespaces.
+
+>>> from nfteach import Lab
+>>> with Lab("live") as lab:                      # as root, on Linux
+...     print(lab.run("conntrack -L").output, end="")
+conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.
+
+What it does, in order (see ``docs/lab-contract.md``):
+
+* ``start()`` reaps leftovers of crashed labs (``namespaces.reap_stale``), creates the
+  ``vm`` and ``host`` namespaces, and opens the tcp/22 session (``session.Session``).
+* ``run()`` does one synchronous keystroke on the session, then runs the command:
+  the real tool inside the namespace (``ip netns exec NS TOOL ARGS``), the
+  ``modprobe``/``rmmod`` emulation of a built-in nf_conntrack, or a one-line refusal.
+* ``close()`` stops every process it started (by pid) and deletes the namespaces.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+from ..model import notes
+from ..model.backend import Backend, Output
+from ..model.errors import BackendUnavailable, LabError
+from . import capability, commands
+from .capability import TRACEFS_EXEC
+from .namespaces import PREFIX, LabNamespaces, reap_stale
+from .runner import LiveJob, run_argv
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+MACHINES = ("vm", "host")
+#: tools that need tracefs (bpftrace finds tracepoints and kprobe_events there)
+TRACEFS_TOOLS = ("bpftrace", "cat")
+
+
+def kernel_profile(release: Optional[str] = None) -> str:
+    """Profile name of a kernel release: ``"6.18"`` for 6.18.x, else major.minor."""
+    release = release or platform.release()
+    parts = release.split(".")
+    return ".".join(p.split("-")[0] for p in parts[:2])
+
+
+class LiveBackend(Backend):
+    """The lab on this machine's own kernel (needs root and ``ip netns``)."""
+
+    name = "live"
+
+    def __init__(self, kernel: Optional[str] = None, timeout: float = 120.0, **opts):
+        self.kernel = kernel_profile()
+        if kernel not in (None, "", "live", self.kernel):
+            raise BackendUnavailable(
+                f"the live backend runs this machine's kernel ({platform.release()}), not {kernel}; "
+                "use --backend vm or --backend sim for other kernels", token=kernel)
+        self.timeout = timeout
+        self.options = opts
+        self.ns: Optional[LabNamespaces] = None
+        self.session: Optional[Session] = None
+        self.tmpdir: Optional[str] = None
+        self.files: Dict[str, str] = {}
+        self.jobs: List[LiveJob] = []
+        self._noted = False
+        self._ct_emulated = False
+        self._caps: Optional[dict] = None
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> None:
+        if self.ns is not None:
+            return
+        problem = capability.why_not_live()
+        if problem:
+            raise BackendUnavailable(problem)
+        reap_stale()
+        self.tmpdir = tempfile.mkdtemp(prefix=PREFIX)
+        ns = LabNamespaces(tmpdir=self.tmpdir)
+        self.ns = ns
+        try:
+            ns.create()
+            self.session = Session(ns.exec_prefix, ns.record_process)
+            self.session.start()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for job in self.jobs:
+            try:
+                job.stop()
+            except Exception:  # noqa: BLE001 - closing must not stop half-way
+                log.exception("stopping job %s", job.argv)
+        self.jobs = []
+        if self.session is not None:
+            self.session.stop()
+            self.session = None
+        if self.ns is not None:
+            self.ns.destroy()
+            self.ns = None
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+        self.files = {}
+        self._noted = False
+        self._ct_emulated = False
+
+    def describe(self) -> str:
+        lab = self.ns.lab_id if self.ns else "not started"
+        return f"backend live, kernel {self.kernel} ({platform.release()}), lab {lab}"
+
+    # -- commands ---------------------------------------------------------------------
+    def _machine(self, machine: str) -> str:
+        if machine not in MACHINES:
+            raise LabError(f"unknown machine {machine!r}; the lab has vm and host", token=machine)
+        return machine
+
+    def _full_argv(self, machine: str, argv: Sequence[str]) -> List[str]:
+        mapped = [self.files.get(a, a) for a in argv]
+        if argv[0] in TRACEFS_TOOLS:
+            # tracefs mounted in the command's own mount namespace (ip netns exec made one)
+            return [*self.ns.exec_prefix(machine), sys.executable, "-I", str(TRACEFS_EXEC), *mapped]
+        return [*self.ns.exec_prefix(machine), *mapped]
+
+    def keystroke(self) -> bool:
+        return bool(self.session and self.session.keystroke())
+
+    def run(self, machine: str, argv: Sequence[str]) -> Output:
+        self.start()
+        machine = self._machine(machine)
+        argv = list(argv)
+        if not argv:
+            return Output.of(stderr="nfteach: empty command\n", status=2)
+        try:
+            commands.check(argv)
+        except LabError as e:
+            return Output.of(stderr=f"nfteach: {e}\n", status=2)
+        self.keystroke()
+        name = argv[0]
+        if name in ("modprobe", "rmmod"):
+            return self._modules(argv)
+        if name == "list-nf-hooks":
+            return self._list_nf_hooks(argv)
+        if name in ("drgn", "trace-cmd"):
+            return self._refuse_facility(name)
+        return run_argv(self._full_argv(machine, argv), timeout=self.timeout, name=name)
+
+    def spawn(self, machine: str, argv: Sequence[str]) -> LiveJob:
+        self.start()
+        machine = self._machine(machine)
+        argv = list(argv)
+        commands.check(argv)  # LabError -> the lab reports it as one line
+        if argv[0] in commands.EMULATED + commands.PROBED:
+            raise LabError(f"{argv[0]} cannot run in the background on the live backend", token=argv[0])
+        self.keystroke()
+        job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process)
+        self.ns.record_process(job.pid)
+        self.jobs.append(job)
+        return job
+
+    def write_file(self, machine: str, path: str, text: str) -> None:
+        self.start()
+        self._machine(machine)
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise LabError(f"write_file: give an absolute path without '..', not {path!r}", token=path)
+        base = os.path.basename(path) or "file"
+        local = os.path.join(self.tmpdir, f"{len(self.files)}-{base}")
+        with open(local, "w") as f:
+            f.write(text)
+        self.files[path] = local
+
+    # -- emulation and probes ---------------------------------------------------------
+    def _note(self) -> List[tuple]:
+        if self._noted:
+            return []
+        self._noted = True
+        return [("err", notes.BUILTIN_MODPROBE_NOTE + "\n")]
+
+    def _nft_all(self, nft_argvs) -> Output:
+        for m in MACHINES:
+            for a in nft_argvs:
+                o = run_argv([*self.ns.exec_prefix(m), "nft", *a], timeout=30)
+                if o.status != 0:
+                    return o
+        return Output.of()
+
+    def _modules(self, argv: List[str]) -> Output:
+        name = argv[0]
+        remove = name == "rmmod" or "-r" in argv[1:] or "--remove" in argv[1:]
+        mods = [a for a in argv[1:] if not a.startswith("-") and "=" not in a]
+        params = [a for a in argv[1:] if "=" in a and not a.startswith("-")]
+        if remove:
+            mods_all = mods
+        else:
+            mods_all = mods[:1]
+            params = params + [a for a in mods[1:] if "=" in a]
+        if not mods_all or not any(m.replace("-", "_").startswith("nf_conntrack") for m in mods_all):
+            return Output.of(stderr=(
+                f"nfteach: {name}: only nf_conntrack is emulated on the live backend; "
+                "the lab never loads or unloads modules of this machine\n"), status=2)
+        if remove:
+            if not self._ct_emulated:
+                return Output(tuple(self._note()), 0)
+            o = self._nft_all(notes.BUILTIN_DISABLE_HOOKS_NFT)
+            self._ct_emulated = False
+            return Output(tuple(self._note()) + o.chunks, o.status)
+        if mods_all[0].replace("-", "_") != "nf_conntrack":
+            return Output.of(stderr=f"nfteach: modprobe: only nf_conntrack is emulated, not {mods_all[0]}\n",
+                             status=2)
+        if "enable_hooks=1" not in params:
+            bad = [p for p in params if p not in ("enable_hooks=0",)]
+            if bad:
+                return Output.of(stderr=f"nfteach: modprobe: parameter {bad[0]!r} is not emulated "
+                                        "(supported: enable_hooks=1)\n", status=2)
+            return Output.of()
+        if self._ct_emulated:
+            return Output(tuple(self._note()), 0)
+        o = self._nft_all(notes.BUILTIN_ENABLE_HOOKS_NFT)
+        self._ct_emulated = o.status == 0
+        return Output(tuple(self._note()) + o.chunks, o.status)
+
+    def caps(self) -> dict:
+        if self._caps is None:
+            # never probe inside the lab's namespaces: a throw-away table there would
+            # shift the nft handles the learner sees
+            self._caps = capability.probe_cached()
+        return self._caps
+
+    def _list_nf_hooks(self, argv: List[str]) -> Output:
+        c = self.caps()
+        if c.get("nft_list_hooks"):
+            return run_argv([*self.ns.exec_prefix("vm"), "nft", "list", "hooks"], timeout=30)
+        return Output.of(stderr=(
+            "nfteach: list-nf-hooks: this kernel has neither `nft list hooks` "
+            "(CONFIG_NETFILTER_NETLINK_HOOK) nor /proc/kcore with vmlinux debug info for drgn; "
+            "run it with --backend vm (or --backend sim)\n"), status=2)
+
+    def _refuse_facility(self, name: str) -> Output:
+        c = self.caps()
+        if name == "drgn":
+            why = "drgn needs /proc/kcore and vmlinux debug info" + (
+                "; /proc/kcore is missing" if not c.get("kcore") else "; no vmlinux debug info was found")
+        else:
+            missing = []
+            if not c.get("tools", {}).get("trace-cmd"):
+                missing.append("trace-cmd is not installed")
+            if not capability.ftrace_probe().get("ftrace_function"):
+                missing.append("the ftrace function tracers are not available on this kernel")
+            why = "trace-cmd: " + ("; ".join(missing) or "not wired into the live backend")
+        return Output.of(stderr=f"nfteach: {name}: {why}; run it with --backend vm\n", status=2)
+
+    # -- structured conntrack state ---------------------------------------------------
+    def conntrack_entries(self, machine: str = "vm"):
+        """The conntrack table of ``machine`` read over netlink (pyroute2), as ``CtEntry`` objects."""
+        from .netlink_ct import dump_entries
+
+        self.start()
+        return dump_entries(self.ns.exec_prefix(self._machine(machine)))
