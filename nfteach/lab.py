@@ -92,6 +92,10 @@ class Lab:
             out = self._run_parsed(parsed)
         except LabError as e:
             out = Output.of(stderr=f"nfteach: {e}\n", status=2)
+        except Exception as e:  # noqa: BLE001 - a learner never sees a traceback
+            msg = " ".join(str(e).split())[:200]
+            out = Output.of(stderr=f"nfteach: internal error in the {self.backend.name} backend "
+                            f"({type(e).__name__}: {msg}); the lab is still usable\n", status=70)
         return self._record(CommandResult(parsed.machine, parsed.display, out.text, out.status))
 
     def script(self, text: str) -> Transcript:

@@ -1,0 +1,1 @@
+"""Text in the real tools' formats, and pictures. Takes results, never backends."""

@@ -1,0 +1,83 @@
+"""The ``sim`` backend: the lab on a modelled kernel. Pure Python, no privileges."""
+from __future__ import annotations
+
+import signal
+from typing import Dict, Sequence
+
+from ..model.backend import Backend, Job, Output
+from ..model.errors import LabError
+from ..model.profile import load_profile
+from .commands import dispatch
+from .kernel import Kernel
+
+STEP = 0.02  # model seconds a command takes (a console round trip)
+
+
+class SimJob(Job):
+    """A background command on the model; its output is produced when it ends."""
+
+    def __init__(self, backend: "SimBackend", machine: str, argv):
+        self.backend, self.machine, self.argv = backend, machine, list(argv)
+        self._out = None
+
+    def signal(self, signum: int) -> None:
+        if self._out is None:
+            self._out = self.backend.run(self.machine, self.argv)
+            if signum not in (signal.SIGINT, signal.SIGTERM):
+                self._out = Output(self._out.chunks, 128 + signum)
+
+    def wait(self, timeout=None) -> Output:
+        if self._out is None:
+            self._out = self.backend.run(self.machine, self.argv)
+        return self._out
+
+
+class SimBackend(Backend):
+    name = "sim"
+
+    def __init__(self, kernel: str | None = None, seed: int = 0, **options):
+        if options:
+            raise LabError(f"sim backend: unknown option(s) {', '.join(options)}")
+        self.profile = load_profile(kernel)
+        self.kernel = self.profile.name
+        self.seed = seed
+        self.k: Kernel | None = None
+        self.files: Dict[str, str] = {}
+
+    def start(self) -> None:
+        if self.k is not None:
+            return
+        self.k = Kernel(self.kernel, seed=self.seed)
+        self.k.stack.start_session(self.k.netns("host"), self.k.netns("vm"))
+        self.k.advance(1.0)
+
+    def run(self, machine: str, argv: Sequence[str]) -> Output:
+        if self.k is None:
+            self.start()
+        if machine not in ("vm", "host"):
+            raise LabError(f"unknown machine {machine!r}", token=machine)
+        k = self.k
+        k.stack.keystroke()
+        k.advance(STEP)
+        out = dispatch(k, k.netns(machine), list(argv))
+        k.settle(0.01)
+        return out
+
+    def spawn(self, machine: str, argv: Sequence[str]) -> Job:
+        if self.k is None:
+            self.start()
+        return SimJob(self, machine, argv)
+
+    def write_file(self, machine: str, path: str, text: str) -> None:
+        self.files[path] = text
+
+    def advance(self, seconds: float) -> None:
+        if self.k is None:
+            self.start()
+        self.k.advance(seconds)
+
+    def close(self) -> None:
+        self.k = None
+
+    def describe(self) -> str:
+        return f"backend sim, kernel profile {self.kernel} ({self.profile.description})"

@@ -1,0 +1,76 @@
+"""Which program runs for a command name on the simulator."""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from ..model.backend import Output
+from . import cmd_conntrack, cmd_misc, cmd_modules
+
+LATER = {
+    "drgn": "drgn is not available in the simulator yet; use --backend vm (or live where /proc/kcore and debug info exist)",
+    "bpftrace": "bpftrace is not available in the simulator yet; use --backend vm (kprobes) or --backend live (tracepoints)",
+    "trace-cmd": "trace-cmd is not available in the simulator yet; use --backend vm",
+}
+
+SUPPORTED = ("conntrack", "iptables", "iptables-legacy", "iptables-nft", "nft", "modprobe", "rmmod",
+             "lsmod", "modinfo", "nc", "sysctl", "list-nf-hooks", "cat", "dmesg", "uname")
+
+
+def _iptables(kernel, ns, argv) -> Output:
+    from .iptables import iptables_main
+
+    prog = argv[0]
+    if prog.endswith("-legacy"):
+        variant = "legacy"
+    elif prog.endswith("-nft"):
+        variant = "nft"
+    else:
+        variant = kernel.profile.tools.get("iptables_default", "nft")
+    return iptables_main(ns, argv, variant)
+
+
+def nft_run(ns, argv) -> Output:
+    from .nftables import nft_main
+
+    return nft_main(ns, argv)
+
+
+def _nft(kernel, ns, argv) -> Output:
+    return nft_run(ns, argv)
+
+
+def _uname(kernel, ns, argv) -> Output:
+    if argv[1:] == ["-r"]:
+        return Output.of(stdout=kernel.profile.uname_r + "\n")
+    return Output.of(stdout="Linux\n")
+
+
+TABLE: Dict[str, Callable] = {
+    "conntrack": cmd_conntrack.conntrack_main,
+    "iptables": _iptables,
+    "iptables-legacy": _iptables,
+    "iptables-nft": _iptables,
+    "nft": _nft,
+    "lsmod": cmd_modules.lsmod,
+    "modinfo": cmd_modules.modinfo,
+    "modprobe": lambda k, ns, argv: cmd_modules.modprobe(k, ns, argv, nft_run),
+    "rmmod": lambda k, ns, argv: cmd_modules.rmmod(k, ns, argv, nft_run),
+    "nc": cmd_misc.nc,
+    "sysctl": cmd_misc.sysctl,
+    "cat": cmd_misc.cat,
+    "dmesg": cmd_misc.dmesg,
+    "list-nf-hooks": cmd_misc.list_nf_hooks,
+    "uname": _uname,
+}
+
+
+def dispatch(kernel, ns, argv) -> Output:
+    name = argv[0].rsplit("/", 1)[-1]
+    if name in LATER:
+        return Output.of(stderr=f"nfteach: {LATER[name]}\n", status=2)
+    fn = TABLE.get(name)
+    if fn is None:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        return Output.of(stderr=f"nfteach: {shown!r} is not a command the simulator models; "
+                         f"supported: {', '.join(SUPPORTED)}\n", status=127)
+    return fn(kernel, ns, [name, *argv[1:]])

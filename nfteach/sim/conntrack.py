@@ -1,0 +1,513 @@
+"""Connection tracking: ``net/netfilter/nf_conntrack_core.c`` and ``nf_conntrack_proto.c``.
+
+Functions are named after the kernel's. The life of an entry:
+``init_conntrack`` allocates it (unconfirmed, owned by the skb) -> the confirm hook at
+INT_MAX inserts it into the hash table -> or a drop frees the skb and with it the entry.
+"""
+from __future__ import annotations
+
+import itertools
+import zlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from . import tcp_ct
+from .netfilter import (
+    INT_MAX,
+    LOCAL_IN,
+    LOCAL_OUT,
+    NF_ACCEPT,
+    NF_DROP,
+    POST_ROUTING,
+    PRE_ROUTING,
+    HookOps,
+)
+from .skb import (
+    IP_CT_ESTABLISHED,
+    IP_CT_ESTABLISHED_REPLY,
+    IP_CT_IS_REPLY,
+    IP_CT_NEW,
+    IP_CT_UNTRACKED,
+    IPPROTO_TCP,
+)
+
+# enum ip_conntrack_status bits
+IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1, 2, 4, 8
+IPS_DYING = 1 << 9
+IPS_UNTRACKED = 1 << 12
+ORIGINAL, REPLY = 0, 1
+NF_CT_EVICTION_RANGE = 8
+
+
+@dataclass(frozen=True)
+class CtTuple:
+    """``struct nf_conntrack_tuple`` for IPv4 TCP/UDP."""
+
+    src: str
+    dst: str
+    protonum: int
+    sport: int
+    dport: int
+
+    def invert(self) -> "CtTuple":
+        return CtTuple(self.dst, self.src, self.protonum, self.dport, self.sport)
+
+
+_ct_ids = itertools.count(1)
+
+
+class NfConn:
+    """``struct nf_conn``."""
+
+    __slots__ = ("id", "tuple", "status", "timeout", "use", "mark", "cpu", "proto", "net",
+                 "zone", "counters", "on_unconfirmed", "events")
+
+    def __init__(self, net, orig: CtTuple, cpu: int):
+        self.id = next(_ct_ids)
+        self.tuple = (orig, orig.invert())
+        self.status = 0
+        self.timeout = 0.0  # relative while unconfirmed, absolute (model seconds) once confirmed
+        self.use = 0
+        self.mark = 0
+        self.cpu = cpu
+        self.proto: Optional[tcp_ct.TcpCt] = None
+        self.net = net
+        self.zone = 0
+        self.counters = [[0, 0], [0, 0]]
+        self.on_unconfirmed = False
+        self.events: List[str] = []
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self.status & IPS_CONFIRMED)
+
+    @property
+    def state_name(self) -> str:
+        return tcp_ct.STATE_NAMES[self.proto.state] if self.proto else ""
+
+    def __repr__(self) -> str:
+        o = self.tuple[0]
+        return f"<nf_conn {o.src}:{o.sport}>{o.dst}:{o.dport} {self.state_name} status={self.status:#x} use={self.use}>"
+
+
+def hash_conntrack_raw(t: CtTuple) -> int:
+    """Deterministic stand-in for the kernel's seeded siphash (bucket order is not ABI)."""
+    return zlib.crc32(f"{t.src}|{t.dst}|{t.protonum}|{t.sport}|{t.dport}".encode())
+
+
+class NetCt:
+    """``struct netns_ct`` plus this namespace's part of the hash table."""
+
+    def __init__(self, net, ncpus: int):
+        self.net = net
+        self.count = 0
+        self.users4 = 0
+        self.users6 = 0
+        self.defrag4 = False
+        self.defrag6 = False
+        self.hooks4: List[HookOps] = []
+        self.hooks6: List[HookOps] = []
+        self.defrag_ops4: List[HookOps] = []
+        self.defrag_ops6: List[HookOps] = []
+        self.table: Dict[CtTuple, Tuple[NfConn, int]] = {}
+        self.buckets: Dict[int, List[Tuple[NfConn, int]]] = {}
+        self.unconfirmed: List[List[NfConn]] = [[] for _ in range(ncpus)]
+        self.dying: List[NfConn] = []
+        self.stat = {"found": 0, "invalid": 0, "insert": 0, "insert_failed": 0, "drop": 0,
+                     "early_drop": 0, "error": 0, "search_restart": 0}
+
+    def entries(self) -> List[NfConn]:
+        """Confirmed entries in hash-bucket order, each once (what a dump walks)."""
+        out = []
+        for b in sorted(self.buckets):
+            for ct, d in self.buckets[b]:
+                if d == ORIGINAL:
+                    out.append(ct)
+        return out
+
+    @property
+    def tracking(self) -> bool:
+        return bool(self.hooks4 or self.hooks6)
+
+
+class Conntrack:
+    """The nf_conntrack module: kernel-wide state and the per-namespace functions."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.profile = kernel.profile
+        self.loaded = False
+        self.enable_hooks = False
+        self.nf_conntrack_max = self.profile.nf_conntrack_max
+        self.tcp_loose = 1
+        self.dmesg: List[str] = []
+
+    # -- tracing helper -------------------------------------------------------------------
+    def _t(self, name: str, **args):
+        return self.kernel.tracer.call(name, **args)
+
+    # -- module life cycle ----------------------------------------------------------------
+    def load(self, enable_hooks: bool = False) -> None:
+        self.loaded = True
+        self.enable_hooks = enable_hooks
+        for ns in self.kernel.namespaces.values():
+            self.pernet_init(ns)
+
+    def pernet_init(self, ns) -> None:
+        """``nf_conntrack_pernet_init``: with enable_hooks, every namespace is a user."""
+        if ns.ct is None:
+            ns.ct = NetCt(ns, self.profile.ncpus)
+        if self.enable_hooks:
+            self.netns_get(ns, "inet")
+
+    def unload(self) -> None:
+        for ns in self.kernel.namespaces.values():
+            if ns.ct is None:
+                continue
+            if self.enable_hooks:
+                self.netns_put(ns, "inet")
+            for ct in list(ns.ct.entries()):
+                self.nf_ct_delete(ct)
+            # conntrack's own hooks are gone with the module (users can't remain: modules hold it)
+            for ops in ns.ct.hooks4 + ns.ct.hooks6:
+                ns.nf.unregister(ops)
+            ns.ct.hooks4, ns.ct.hooks6 = [], []
+            ns.ct.users4 = ns.ct.users6 = 0
+            defrag = (ns.ct.defrag4, ns.ct.defrag6, ns.ct.defrag_ops4, ns.ct.defrag_ops6)
+            ns.ct = NetCt(ns, self.profile.ncpus)
+            # nf_defrag_ipv4/6 are separate modules: their hooks outlive nf_conntrack on 5.10
+            ns.ct.defrag4, ns.ct.defrag6, ns.ct.defrag_ops4, ns.ct.defrag_ops6 = defrag
+        self.loaded = False
+        self.enable_hooks = False
+
+    # -- nf_ct_netns_get / put ------------------------------------------------------------
+    def _ops(self, ns, pf: str) -> List[HookOps]:
+        h = self.profile.hookfn
+        v = "4" if pf == "ipv4" else "6"
+        confirm_in_prio = INT_MAX if pf == "ipv4" else INT_MAX - 1
+        mk = lambda hook, prio, role, fn: HookOps(pf, hook, prio, h[role], "conntrack", fn)  # noqa: E731
+        return [
+            mk(PRE_ROUTING, -200, "ct_in" + v, self.ipv4_conntrack_in),
+            mk(LOCAL_OUT, -200, "ct_local" + v, self.ipv4_conntrack_local),
+            mk(POST_ROUTING, INT_MAX, "confirm" + v, self.ipv4_confirm),
+            mk(LOCAL_IN, confirm_in_prio, "confirm" + v, self.ipv4_confirm),
+        ]
+
+    def _defrag_enable(self, ns, pf: str) -> None:
+        attr = "defrag4" if pf == "ipv4" else "defrag6"
+        if getattr(ns.ct, attr):
+            return
+        fn = self.profile.hookfn["defrag4" if pf == "ipv4" else "defrag6"]
+        ops = [HookOps(pf, PRE_ROUTING, -400, fn, "conntrack", self.ipv4_conntrack_defrag),
+               HookOps(pf, LOCAL_OUT, -400, fn, "conntrack", self.ipv4_conntrack_defrag)]
+        ns.nf.register_many(ops)
+        setattr(ns.ct, attr, True)
+        setattr(ns.ct, "defrag_ops" + attr[-1], ops)
+
+    def _defrag_disable(self, ns, pf: str) -> None:
+        if self.profile.defrag_stays_registered:
+            return
+        attr = "defrag4" if pf == "ipv4" else "defrag6"
+        if getattr(ns.ct, attr):
+            ns.nf.unregister_many(getattr(ns.ct, "defrag_ops" + attr[-1]))
+            setattr(ns.ct, attr, False)
+            setattr(ns.ct, "defrag_ops" + attr[-1], [])
+
+    def netns_get(self, ns, pf: str) -> None:
+        if pf == "inet":
+            self.netns_get(ns, "ipv4")
+            self.netns_get(ns, "ipv6")
+            return
+        if ns.ct is None:
+            ns.ct = NetCt(ns, self.profile.ncpus)
+        users = "users4" if pf == "ipv4" else "users6"
+        setattr(ns.ct, users, getattr(ns.ct, users) + 1)
+        if getattr(ns.ct, users) > 1:
+            return
+        self._defrag_enable(ns, pf)
+        ops = self._ops(ns, pf)
+        ns.nf.register_many(ops)
+        setattr(ns.ct, "hooks4" if pf == "ipv4" else "hooks6", ops)
+
+    def netns_put(self, ns, pf: str) -> None:
+        if pf == "inet":
+            self.netns_put(ns, "ipv4")
+            self.netns_put(ns, "ipv6")
+            return
+        if ns.ct is None:
+            return
+        users = "users4" if pf == "ipv4" else "users6"
+        n = getattr(ns.ct, users)
+        if n == 0:
+            return
+        setattr(ns.ct, users, n - 1)
+        if n - 1 == 0:
+            hooks = "hooks4" if pf == "ipv4" else "hooks6"
+            ns.nf.unregister_many(getattr(ns.ct, hooks))
+            setattr(ns.ct, hooks, [])
+            self._defrag_disable(ns, pf)
+
+    # -- hook functions -------------------------------------------------------------------
+    def ipv4_conntrack_defrag(self, skb, state) -> int:
+        # not a fragment (and UNTRACKED skbs are skipped): nothing to do
+        return NF_ACCEPT
+
+    def ipv4_conntrack_in(self, skb, state) -> int:
+        return self.nf_conntrack_in(skb, state)
+
+    def ipv4_conntrack_local(self, skb, state) -> int:
+        return self.nf_conntrack_in(skb, state)
+
+    def ipv4_confirm(self, skb, state) -> int:
+        ct = skb.nfct
+        if ct is None or ct.confirmed:
+            return NF_ACCEPT
+        if skb.ctinfo is not None and skb.ctinfo >= IP_CT_IS_REPLY:
+            return NF_ACCEPT
+        return self.nf_conntrack_confirm(skb, state)
+
+    # -- the packet path through conntrack -----------------------------------------------
+    def nf_conntrack_in(self, skb, state) -> int:
+        net = state.net
+        with self._t("nf_conntrack_in", skb=skb):
+            if skb.nfct is not None or skb.ctinfo == IP_CT_UNTRACKED:
+                return NF_ACCEPT
+            if skb.protocol != IPPROTO_TCP:
+                net.ct.stat["invalid"] += 1
+                return NF_ACCEPT
+            with self._t("get_l4proto"):
+                pass
+            ret = self.resolve_normal_ct(net, skb, state)
+            if ret is not None:
+                return ret
+            ct = skb.nfct
+            direction = REPLY if skb.ctinfo >= IP_CT_IS_REPLY else ORIGINAL
+            with self._t("nf_conntrack_handle_packet"):
+                with self._t("nf_conntrack_tcp_packet"):
+                    verdict, timeout, actions = tcp_ct.tcp_packet(
+                        ct, skb, direction, bool(ct.status & IPS_SEEN_REPLY), bool(ct.status & IPS_ASSURED))
+            if verdict == "reopen":
+                self.nf_ct_kill(ct)
+                self._skb_put(skb)
+                return self.nf_conntrack_in(skb, state)
+            if verdict == "invalid":
+                net.ct.stat["invalid"] += 1
+                self._skb_put(skb)
+                return NF_ACCEPT
+            if verdict == "ignore":
+                return NF_ACCEPT
+            if timeout is not None:
+                self.nf_ct_refresh_acct(ct, timeout, skb, direction)
+            if verdict == "kill":
+                self.nf_ct_kill(ct)
+                return NF_ACCEPT
+            if "assured" in actions:
+                ct.status |= IPS_ASSURED
+                ct.events.append("ASSURED")
+            if skb.ctinfo == IP_CT_ESTABLISHED_REPLY and not ct.status & IPS_SEEN_REPLY:
+                ct.status |= IPS_SEEN_REPLY
+                ct.events.append("SEEN_REPLY")
+            return NF_ACCEPT
+
+    def resolve_normal_ct(self, net, skb, state) -> Optional[int]:
+        with self._t("resolve_normal_ct"):
+            with self._t("nf_ct_get_tuple"):
+                t = CtTuple(skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport)
+            with self._t("hash_conntrack_raw"):
+                hash_conntrack_raw(t)
+            with self._t("__nf_conntrack_find_get"):
+                h = self.find(net, t)
+            if h is None:
+                ct = self.init_conntrack(net, t, skb)
+                if ct is None:
+                    net.ct.stat["drop"] += 1
+                    return NF_DROP
+                skb.nfct, skb.ctinfo = ct, IP_CT_NEW
+                return None
+            ct, direction = h
+            net.ct.stat["found"] += 1
+            ct.use += 1
+            if direction == REPLY:
+                ctinfo = IP_CT_ESTABLISHED_REPLY
+            elif ct.status & IPS_SEEN_REPLY:
+                ctinfo = IP_CT_ESTABLISHED
+            else:
+                ctinfo = IP_CT_NEW
+            skb.nfct, skb.ctinfo = ct, ctinfo
+            return None
+
+    def find(self, net, t: CtTuple):
+        h = net.ct.table.get(t)
+        if h is None:
+            return None
+        ct = h[0]
+        if self.nf_ct_is_expired(ct):
+            self.nf_ct_delete(ct)
+            return None
+        return h
+
+    def nf_ct_is_expired(self, ct: NfConn) -> bool:
+        return ct.confirmed and ct.timeout <= self.kernel.now
+
+    def init_conntrack(self, net, t: CtTuple, skb) -> Optional[NfConn]:
+        with self._t("init_conntrack"):
+            with self._t("nf_ct_invert_tuple"):
+                pass
+            ct = self.__nf_conntrack_alloc(net, t)
+            if ct is None:
+                return None
+            tcp = tcp_ct.tcp_new(skb, loose=bool(self.tcp_loose))
+            if tcp is None:
+                self.nf_conntrack_free(ct)
+                return None
+            ct.proto = tcp
+            ct.use = 1  # nf_conntrack_get: owned by the skb
+            self.nf_ct_add_to_unconfirmed_list(ct)
+            return ct
+
+    def __nf_conntrack_alloc(self, net, t: CtTuple) -> Optional[NfConn]:
+        with self._t("__nf_conntrack_alloc"):
+            net.ct.count += 1
+            mx = self.nf_conntrack_max
+            if mx and net.ct.count > mx:
+                if not self.early_drop(net, hash_conntrack_raw(t)):
+                    net.ct.count -= 1
+                    msg = "nf_conntrack: table full, dropping packet"
+                    if self.profile.name == "6.18" and net.name != "init_net":
+                        msg = f"nf_conntrack: table full in netns {net.inum}, dropping packet"
+                    self.dmesg.append(msg)
+                    self.kernel.log(msg)
+                    return None
+            return NfConn(net, t, self.kernel.cpu)
+
+    def early_drop(self, net, hash_: int) -> bool:
+        """Evict one confirmed, non-ASSURED entry from up to 8 buckets after ``hash_``."""
+        n = self.profile.nf_conntrack_buckets
+        start = hash_ % n
+        for i in range(NF_CT_EVICTION_RANGE):
+            for ct, d in net.ct.buckets.get((start + i) % n, []):
+                if d == ORIGINAL and not ct.status & IPS_ASSURED and ct.confirmed and not ct.status & IPS_DYING:
+                    self.nf_ct_delete(ct)
+                    net.ct.stat["early_drop"] += 1
+                    return True
+        return False
+
+    def nf_ct_add_to_unconfirmed_list(self, ct: NfConn) -> None:
+        with self._t("nf_ct_add_to_unconfirmed_list"):
+            ct.net.ct.unconfirmed[ct.cpu].append(ct)
+            ct.on_unconfirmed = True
+
+    def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
+        name = self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list"
+        with self._t(name):
+            lst = ct.net.ct.unconfirmed[ct.cpu]
+            if ct in lst:
+                lst.remove(ct)
+            if ct in ct.net.ct.dying:
+                ct.net.ct.dying.remove(ct)
+            ct.on_unconfirmed = False
+
+    def nf_ct_refresh_acct(self, ct: NfConn, timeout: float, skb, direction: int) -> None:
+        if ct.confirmed:
+            ct.timeout = self.kernel.now + timeout
+        else:
+            ct.timeout = timeout
+        ct.counters[direction][0] += 1
+        ct.counters[direction][1] += skb.len
+
+    def nf_conntrack_confirm(self, skb, state) -> int:
+        ct = skb.nfct
+        net = ct.net
+        with self._t(self.profile.fn("confirm_core") or "__nf_conntrack_confirm"):
+            self.nf_ct_del_from_dying_or_unconfirmed_list(ct)
+            if ct.status & IPS_DYING:
+                net.ct.stat["insert_failed"] += 1
+                return NF_DROP
+            t0, t1 = ct.tuple
+            if t0 in net.ct.table or t1 in net.ct.table:
+                net.ct.stat["insert_failed"] += 1
+                return NF_DROP
+            ct.timeout += self.kernel.now
+            ct.use += 1
+            ct.status |= IPS_CONFIRMED
+            for d, t in ((ORIGINAL, t0), (REPLY, t1)):
+                net.ct.table[t] = (ct, d)
+                b = hash_conntrack_raw(t) % self.profile.nf_conntrack_buckets
+                net.ct.buckets.setdefault(b, []).append((ct, d))
+            net.ct.stat["insert"] += 1
+            ct.events.append("NEW")
+            return NF_ACCEPT
+
+    # -- deletion and freeing -------------------------------------------------------------
+    def _unhash(self, ct: NfConn) -> None:
+        net = ct.net
+        for d, t in enumerate(ct.tuple):
+            if net.ct.table.get(t, (None,))[0] is ct:
+                del net.ct.table[t]
+                b = hash_conntrack_raw(t) % self.profile.nf_conntrack_buckets
+                lst = net.ct.buckets.get(b, [])
+                lst[:] = [x for x in lst if x[0] is not ct]
+                if not lst:
+                    net.ct.buckets.pop(b, None)
+
+    def nf_ct_delete(self, ct: NfConn) -> None:
+        with self._t("nf_ct_delete"):
+            if ct.status & IPS_DYING:
+                return
+            ct.status |= IPS_DYING
+            ct.events.append("DESTROY")
+            self._unhash(ct)
+            if self.profile.has_unconfirmed_list:
+                ct.net.ct.dying.append(ct)
+            self.nf_ct_put(ct)
+
+    def nf_ct_kill(self, ct: NfConn) -> None:
+        with self._t("nf_ct_kill_acct"):
+            if ct.confirmed:
+                self.nf_ct_delete(ct)
+            else:
+                ct.status |= IPS_DYING
+
+    def nf_ct_put(self, ct: NfConn) -> None:
+        ct.use -= 1
+        if ct.use <= 0:
+            self.nf_conntrack_destroy(ct)
+
+    def nf_conntrack_destroy(self, ct: NfConn) -> None:
+        with self._t("nf_conntrack_destroy"):
+            with self._t(self.profile.fn("destroy") or "destroy_conntrack"):
+                self.nf_ct_del_from_dying_or_unconfirmed_list(ct)
+                self.nf_conntrack_free(ct)
+
+    def nf_conntrack_free(self, ct: NfConn) -> None:
+        with self._t("nf_conntrack_free"):
+            ct.net.ct.count -= 1
+
+    def _skb_put(self, skb) -> None:
+        ct = skb.nfct
+        skb.nfct, skb.ctinfo = None, None
+        if ct is not None:
+            self.nf_ct_put(ct)
+
+    def skb_release(self, skb) -> None:
+        """``skb_release_head_state`` -> ``nf_conntrack_put``: the skb lets go of its entry."""
+        if skb.nfct is not None:
+            with self._t("nf_conntrack_put"):
+                self._skb_put(skb)
+
+    # -- flush and garbage collection -----------------------------------------------------
+    def flush(self, net) -> None:
+        for ct in list(net.ct.entries()):
+            self.nf_ct_delete(ct)
+
+    def gc(self, net) -> None:
+        """Expired entries go away (``gc_worker`` and lookups both do this)."""
+        for ct in list(net.ct.entries()):
+            if self.nf_ct_is_expired(ct):
+                self.nf_ct_delete(ct)
+
+    def expires(self, ct: NfConn) -> int:
+        """``nf_ct_expires()/HZ`` as ctnetlink reports it (whole seconds, rounded down)."""
+        if not ct.confirmed:
+            return int(ct.timeout)
+        return max(int(ct.timeout - self.kernel.now), 0)

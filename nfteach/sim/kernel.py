@@ -1,0 +1,110 @@
+"""The modelled kernel: a clock, namespaces, modules, conntrack and the packet path.
+
+>>> from nfteach.sim.kernel import Kernel
+>>> k = Kernel("5.10")
+>>> sorted(k.namespaces)
+['host', 'init_net']
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from typing import Callable, Dict, List, Optional
+
+from ..model.profile import load_profile
+from .conntrack import Conntrack
+from .modules import Modules
+from .netfilter import HookOps
+from .netns import Netns
+from .stack import Stack
+from .tracer import Tracer
+
+
+class Kernel:
+    """One kernel with two namespaces: ``init_net`` (the lab's vm) and ``host``."""
+
+    def __init__(self, profile: str | None = None, seed: int = 0):
+        self.profile = load_profile(profile)
+        self.now = 1000.0  # model seconds since boot
+        self.cpu = 0
+        self.rng = random.Random(seed)
+        self._events: List = []
+        self._seq = itertools.count()
+        self.tracer = Tracer(self)
+        self.messages: List[str] = []  # dmesg
+        self.conntrack = Conntrack(self)
+        self.modules = Modules(self.profile, self._module_loaded, self._module_unloaded)
+        self.namespaces: Dict[str, Netns] = {}
+        self._inums = itertools.count(4026531840)
+        self.stack = Stack(self)
+        init = self.add_netns("init_net")
+        host = self.add_netns("host")
+        if not self.profile.modules:
+            # built in: the subsystem exists from boot, hooks only for users
+            self.conntrack.load(enable_hooks=False)
+        self.stack.link(init, "192.168.122.204", host, "192.168.122.1")
+
+    # -- namespaces -----------------------------------------------------------------------
+    def add_netns(self, name: str) -> Netns:
+        ns = Netns(self, name, next(self._inums))
+        self.namespaces[name] = ns
+        for lsm in self.profile.lsm:
+            from .netfilter import HOOK_NAMES
+
+            ns.nf.register(HookOps(lsm["pf"], HOOK_NAMES.index(lsm["hook"]), int(lsm["priority"]),
+                                   lsm["fn"], "lsm", _accept))
+        if self.conntrack.loaded:
+            self.conntrack.pernet_init(ns)
+        return ns
+
+    # -- modules --------------------------------------------------------------------------
+    def request_module(self, name: str) -> None:
+        """``request_module()``: autoload (no-op on a kernel without modules)."""
+        if self.profile.modules and self.modules.known(name):
+            self.modules.load(name)
+
+    def module_get(self, name: str, holder: str = "") -> None:
+        if self.profile.modules and self.modules.known(name):
+            self.modules.get(name, holder)
+
+    def module_put(self, name: str, holder: str = "") -> None:
+        if self.profile.modules and self.modules.known(name):
+            self.modules.put(name, holder)
+
+    def _module_loaded(self, name: str, params: Dict[str, str]) -> None:
+        if name == "nf_conntrack":
+            val = params.get("enable_hooks", "0").lower()
+            self.conntrack.load(enable_hooks=val in ("1", "y", "yes", "true", "on"))
+
+    def _module_unloaded(self, name: str) -> None:
+        if name == "nf_conntrack":
+            self.conntrack.unload()
+
+    # -- time -----------------------------------------------------------------------------
+    def schedule(self, delay: float, fn: Callable, *args) -> None:
+        heapq.heappush(self._events, (self.now + delay, next(self._seq), fn, args))
+
+    def run_until(self, t: float) -> None:
+        while self._events and self._events[0][0] <= t:
+            when, _, fn, args = heapq.heappop(self._events)
+            self.now = max(self.now, when)
+            fn(*args)
+        self.now = max(self.now, t)
+
+    def advance(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def settle(self, limit: float = 0.5) -> None:
+        """Deliver packets in flight (everything scheduled within ``limit`` seconds)."""
+        self.run_until(self.now + limit)
+
+    def log(self, msg: str) -> None:
+        self.messages.append(f"[{self.now:12.6f}] {msg}")
+
+    def netns(self, machine: str) -> Netns:
+        return self.namespaces["init_net" if machine == "vm" else "host"]
+
+
+def _accept(skb, state) -> int:
+    return 1

@@ -1,0 +1,154 @@
+"""TCP connection tracking: ``net/netfilter/nf_conntrack_proto_tcp.c``.
+
+The state table is the kernel's ``tcp_conntracks[2][6][TCP_CONNTRACK_MAX]``; window
+tracking is reduced to what decides timeouts (unacknowledged data) and retransmissions.
+"""
+from __future__ import annotations
+
+from .skb import ACK, FIN, RST, SYN
+
+(sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2) = range(10)
+sIV = 10  # TCP_CONNTRACK_MAX
+sIG = 11  # TCP_CONNTRACK_IGNORE
+TCP_CONNTRACK_RETRANS, TCP_CONNTRACK_UNACK = 12, 13
+
+STATE_NAMES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
+               "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2")
+
+# index: TCP_SYN_SET, TCP_SYNACK_SET, TCP_FIN_SET, TCP_ACK_SET, TCP_RST_SET, TCP_NONE_SET
+TCP_SYN_SET, TCP_SYNACK_SET, TCP_FIN_SET, TCP_ACK_SET, TCP_RST_SET, TCP_NONE_SET = range(6)
+
+TCP_CONNTRACKS = (
+    (  # ORIGINAL
+        # sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+        (sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2),  # syn
+        (sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR),  # synack
+        (sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV),  # fin
+        (sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV),  # ack
+        (sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL),  # rst
+        (sIV,) * 10,                                          # none
+    ),
+    (  # REPLY
+        (sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2),  # syn
+        (sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR),  # synack
+        (sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV),  # fin
+        (sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG),  # ack
+        (sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL),  # rst
+        (sIV,) * 10,                                          # none
+    ),
+)
+
+HZ_SECONDS = 1
+#: tcp_timeouts[] in seconds (nf_conntrack_proto_tcp.c; the same in 5.10, 6.1, 6.18)
+TCP_TIMEOUTS = {
+    sSS: 2 * 60, sSR: 60, sES: 5 * 24 * 3600, sFW: 2 * 60, sCW: 60, sLA: 30, sTW: 2 * 60,
+    sCL: 10, sS2: 2 * 60, TCP_CONNTRACK_RETRANS: 5 * 60, TCP_CONNTRACK_UNACK: 5 * 60,
+}
+TCP_MAX_RETRANS = 3
+FLAG_DATA_UNACKNOWLEDGED = 0x10
+
+ORIGINAL, REPLY = 0, 1
+
+
+def get_conntrack_index(flags: int) -> int:
+    if flags & RST:
+        return TCP_RST_SET
+    if flags & SYN:
+        return TCP_SYNACK_SET if flags & ACK else TCP_SYN_SET
+    if flags & FIN:
+        return TCP_FIN_SET
+    if flags & ACK:
+        return TCP_ACK_SET
+    return TCP_NONE_SET
+
+
+class TcpCt:
+    """``struct ip_ct_tcp``, reduced: state, per-direction end and unacked-data flag."""
+
+    __slots__ = ("state", "end", "flags", "last_index", "last_dir", "last_seq", "last_end", "retrans")
+
+    def __init__(self):
+        self.state = sNO
+        self.end = [0, 0]
+        self.flags = [0, 0]
+        self.last_index = TCP_NONE_SET
+        self.last_dir = ORIGINAL
+        self.last_seq = 0
+        self.last_end = 0
+        self.retrans = 0
+
+
+def tcp_new(skb, loose: bool = True):
+    """``tcp_new()``: the state a new entry starts in, or None when the packet is invalid."""
+    idx = get_conntrack_index(skb.flags)
+    new_state = TCP_CONNTRACK_S = TCP_CONNTRACKS[ORIGINAL][idx][sNO]
+    if new_state >= sIV:
+        return None
+    if new_state == sES and not loose:
+        return None
+    tcp = TcpCt()
+    tcp.state = TCP_CONNTRACK_S
+    return tcp
+
+
+def seg_end(skb) -> int:
+    """seq + len, counting SYN and FIN as one byte each (``segment_seq_plus_len``)."""
+    return skb.seq + skb.payload + (1 if skb.flags & SYN else 0) + (1 if skb.flags & FIN else 0)
+
+
+def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
+    """``nf_conntrack_tcp_packet()``: returns (verdict, timeout_seconds or None, actions).
+
+    verdict: "accept", "invalid" (-NF_ACCEPT: not tracked further), "kill" (the entry is
+    deleted at once), "ignore". actions: set of {"assured"}.
+    """
+    tcp: TcpCt = ct.proto
+    idx = get_conntrack_index(skb.flags)
+    old_state = tcp.state
+    new_state = TCP_CONNTRACKS[direction][idx][old_state]
+    actions = set()
+
+    if new_state == sSS and old_state in (sTW, sCL):
+        # reopened connection: the kernel kills the old entry and lets the SYN create a new one
+        return "reopen", None, actions
+    if new_state == sIG:
+        tcp.last_index = idx
+        tcp.last_dir = direction
+        return "ignore", None, actions
+    if new_state >= sIV:
+        return "invalid", None, actions
+
+    # window tracking, reduced: remember what each side sent and what the other acked
+    end = seg_end(skb)
+    d, other = direction, 1 - direction
+    if end == tcp.last_end and direction == tcp.last_dir and idx == tcp.last_index and skb.seq == tcp.last_seq:
+        tcp.retrans += 1
+    else:
+        tcp.retrans = 0
+    if end > tcp.end[d] or tcp.end[d] == 0:
+        tcp.end[d] = end
+    if skb.payload > 0:
+        tcp.flags[d] |= FLAG_DATA_UNACKNOWLEDGED
+    if skb.flags & ACK and skb.ack_seq >= tcp.end[other] and tcp.end[other]:
+        tcp.flags[other] &= ~FLAG_DATA_UNACKNOWLEDGED
+    tcp.last_index, tcp.last_dir, tcp.last_seq, tcp.last_end = idx, direction, skb.seq, end
+
+    tcp.state = new_state
+    if tcp.retrans >= TCP_MAX_RETRANS and TCP_TIMEOUTS[new_state] > TCP_TIMEOUTS[TCP_CONNTRACK_RETRANS]:
+        timeout = TCP_TIMEOUTS[TCP_CONNTRACK_RETRANS]
+    elif idx == TCP_RST_SET:
+        timeout = TCP_TIMEOUTS[sCL]
+    elif (tcp.flags[0] | tcp.flags[1]) & FLAG_DATA_UNACKNOWLEDGED and \
+            TCP_TIMEOUTS[new_state] > TCP_TIMEOUTS[TCP_CONNTRACK_UNACK]:
+        timeout = TCP_TIMEOUTS[TCP_CONNTRACK_UNACK]
+    else:
+        timeout = TCP_TIMEOUTS[new_state]
+
+    if not seen_reply:
+        # "If only reply is a RST, we can consider ourselves not to have an established
+        # connection ... we can delete the conntrack immediately."
+        if skb.flags & RST:
+            return "kill", timeout, actions
+    elif not assured and old_state in (sSR, sES) and new_state == sES:
+        actions.add("assured")
+    return "accept", timeout, actions
