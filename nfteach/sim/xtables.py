@@ -383,3 +383,47 @@ def parse_rule_spec(args: List[str], table: str, version: str) -> XtRule:
             raise XtError("conntrack: At least one option is required" if m.name == "conntrack"
                           else "state match: You must specify \"--state\"")
     return r
+
+
+# -- the NAT core (nf_nat_core.c nf_nat_register_fn): one set of hooks per netns and
+# family, shared by the iptables nat table and nft nat chains, which plug into it.
+# It does not call nf_ct_netns_get (kernel-facts §5: neither iptable_nat nor
+# nf_nat_register_fn do; xt_nat/nft_nat *targets* do).
+def nat_register(ns, pf: str, hooknum: int, priority: int, fn, owner: str):
+    """Plug ``fn`` into the NAT core; returns a callable that unplugs it."""
+    from .netfilter import NF_ACCEPT, HookOps
+
+    core = ns.__dict__.setdefault("_nfteach_nat_core", {})
+    entry = core.get(pf)
+    if entry is None:
+        prof = ns.kernel.profile
+        suffix = "4" if pf == "ipv4" else "6"
+        lookups: dict = {}
+        ops = []
+        for hk, (role, prio) in NAT_HOOKS.items():
+            def nat_fn(skb, state, hk=hk):
+                if ctinfo_state(skb) != "new":
+                    return NF_ACCEPT
+                for _p, f in sorted(lookups.get(hk, []), key=lambda x: x[0]):
+                    v = f(skb, state)
+                    if v != NF_ACCEPT:
+                        return v
+                return NF_ACCEPT
+            ops.append(HookOps(pf, hk, prio, prof.hookfn[role + suffix], "nf_nat", fn=nat_fn))
+        ns.nf.register_many(ops)
+        entry = core[pf] = {"ops": ops, "lookups": lookups, "users": 0}
+    item = (priority, fn)
+    entry["lookups"].setdefault(hooknum, []).append(item)
+    entry["users"] += 1
+
+    def unplug():
+        entry["lookups"][hooknum].remove(item)
+        entry["users"] -= 1
+        if entry["users"] == 0:
+            ns.nf.unregister_many(entry["ops"])
+            del core[pf]
+
+    return unplug
+
+
+NAT_HOOKS = {0: ("nat_pre", -100), 4: ("nat_post", 100), 3: ("nat_out", -100), 1: ("nat_in", 100)}
