@@ -1,0 +1,104 @@
+"""Normalise a lab transcript so runs on different backends (and different runs) compare equal.
+
+``normalize(text)`` rewrites exactly these things, each because it legitimately differs
+between two correct runs; everything else is kept byte for byte:
+
+1. **Ephemeral ports.** ``sport=N``/``dport=N`` (conntrack), ``spt:N``/``dpt:N``
+   (iptables), ``sport N``/``dport N`` (nft) and ``ADDR:N`` (ss, bpftrace) become
+   ``PORT`` when N is not a well-known port of the scenarios (:data:`KEEP_PORTS`: 22,
+   2570, 2571, and 0-1023). The kernel picks client ports at random.
+2. **Order of conntrack entries.** Consecutive ``conntrack -L`` entry lines are sorted
+   (after 1 and 3), because the kernel lists them in hash-bucket order and the hash is
+   seeded at random (``nf_conntrack_hash_rnd``).
+3. **Conntrack timeouts.** The third column of a ``conntrack -L`` line
+   (``tcp      6 431999 ESTABLISHED``) becomes ``TIMEOUT``: it counts down in seconds,
+   so the same entry shows 118 or 117 depending on when you look. The state, flags and
+   tuples, which say what happened, are kept.
+4. **Timestamps.** ftrace/trace_pipe stamps (``1234.567890:``), bpftrace ``time()``
+   (``HH:MM:SS``) and ``nsecs``-style 16+ digit numbers become ``TIMESTAMP``.
+5. **PIDs and CPUs** in ftrace lines (``nc-4711  [001]``) become ``PID`` and ``[CPU]``;
+   ``pid=N``/``pid N`` become ``pid=PID``/``pid PID``.
+6. **Kernel object addresses** (``0xffff…`` and bare ``ffff`` + 12 hex digits) become
+   ``ADDR``; MAC addresses after ``link/ether`` become ``MAC`` (veth pairs get random ones).
+7. **Lab names**: ``nfteach-<pid>-<hex>-vm`` becomes ``nfteach-LAB-vm``.
+
+Not normalised, on purpose (each was measured to be the same in every run on the live
+backend, 6.18):
+
+* **nft and iptables packet/byte counters**, including the ones that count the session:
+  each lab command is preceded by exactly one keystroke, i.e. three packets of fixed size
+  (host->vm data 53 bytes, vm->host echo 53 bytes, host->vm ACK 52 bytes: IPv4 20 +
+  TCP 20 + timestamps option 12 + payload), so a rule or policy that sees session traffic
+  grows by a predictable amount per command. A simulator must model this, not hide it.
+* ``use=N`` and ``mark=N`` in ``conntrack -L`` (always ``use=1``, ``mark=0`` here).
+* nft rule/chain/table handles (deterministic in fresh namespaces).
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+#: ports the scenarios use on purpose; everything else >= 1024 is ephemeral
+KEEP_PORTS = frozenset({22, 2570, 2571})
+
+_CT_LINE = re.compile(r"^(?P<proto>[a-z0-9]+)(?P<sp1>\s+)(?P<num>\d+) (?P<timeout>\d+) (?P<rest>.*)$")
+_PORT_KV = re.compile(r"\b(?P<key>sport|dport|spt|dpt)(?P<sep>[=:])(?P<port>\d{1,5})\b")
+_PORT_NFT = re.compile(r"\b(?P<key>sport|dport) (?P<port>\d{1,5})\b")
+_ADDR_PORT = re.compile(r"\b(?P<addr>\d{1,3}(?:\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})\b")
+_FTRACE_STAMP = re.compile(r"\b\d{1,9}\.\d{6}:")
+_CLOCK = re.compile(r"\b\d{2}:\d{2}:\d{2}\b")
+_NSECS = re.compile(r"\b\d{16,}\b")
+_FTRACE_TASK = re.compile(r"(?P<comm>\S+)-(?P<pid>\d+)(?P<sp>\s+)\[(?P<cpu>\d{3})\]")
+_PID_KV = re.compile(r"\bpid(?P<sep>[= ])\d+\b")
+_KADDR = re.compile(r"\b(?:0x)?ffff[0-9a-f]{12}\b")
+_MAC = re.compile(r"(?P<key>link/ether) (?:[0-9a-f]{2}:){5}[0-9a-f]{2}")
+_LAB = re.compile(r"\bnfteach-\d+-[0-9a-f]{6}-(?P<m>vm|host)\b")
+
+
+def _keep(port: str, keep: Iterable[int]) -> bool:
+    n = int(port)
+    return n < 1024 or n in keep
+
+
+def _ports(line: str, keep) -> str:
+    line = _PORT_KV.sub(lambda m: m.group(0) if _keep(m["port"], keep) else f"{m['key']}{m['sep']}PORT", line)
+    line = _PORT_NFT.sub(lambda m: m.group(0) if _keep(m["port"], keep) else f"{m['key']} PORT", line)
+    line = _ADDR_PORT.sub(lambda m: m.group(0) if _keep(m["port"], keep) else f"{m['addr']}:PORT", line)
+    return line
+
+
+def _ct_entry(line: str) -> Optional[str]:
+    """A conntrack -L entry line with its timeout replaced, or None if it is not one."""
+    m = _CT_LINE.match(line)
+    if not m or "src=" not in m["rest"]:
+        return None
+    return f"{m['proto']}{m['sp1']}{m['num']} TIMEOUT {m['rest']}"
+
+
+def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
+    """The transcript ``text`` with what legitimately varies replaced (see the module doc)."""
+    keep = frozenset(keep_ports)
+    out, block = [], []
+
+    def flush():
+        out.extend(sorted(block))
+        block.clear()
+
+    for line in text.split("\n"):
+        line = _ports(line, keep)
+        line = _LAB.sub(lambda m: f"nfteach-LAB-{m['m']}", line)
+        line = _MAC.sub(lambda m: f"{m['key']} MAC", line)
+        line = _KADDR.sub("ADDR", line)
+        line = _FTRACE_TASK.sub(lambda m: f"{m['comm']}-PID{m['sp']}[CPU]", line)
+        line = _FTRACE_STAMP.sub("TIMESTAMP:", line)
+        line = _NSECS.sub("TIMESTAMP", line)
+        line = _CLOCK.sub("TIMESTAMP", line)
+        line = _PID_KV.sub(lambda m: f"pid{m['sep']}PID", line)
+        ct = _ct_entry(line)
+        if ct is not None:
+            block.append(ct)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
