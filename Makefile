@@ -1,0 +1,29 @@
+# nfteach — common tasks. `make setup` then `make course`; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup course test test-sim lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+setup: $(PY)
+	$(PY) -m pip install -q -e '.[test,live]'
+
+# The course on the default backend (the simulator): the article, step by step.
+course: setup
+	$(VENV)/bin/nfteach shell nfteach/scenarios/article.lab
+
+test: setup
+	$(PY) -m pytest -ra -q
+
+test-sim: setup
+	$(PY) -m pytest -ra -q tests/unit tests/contract -m "not live and not vm"
+
+lint: setup
+	$(VENV)/bin/ruff check nfteach tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
