@@ -60,7 +60,7 @@ class NfConn:
     """``struct nf_conn``."""
 
     __slots__ = ("id", "tuple", "status", "timeout", "use", "mark", "cpu", "proto", "net",
-                 "zone", "counters", "on_unconfirmed", "events")
+                 "zone", "counters", "on_unconfirmed", "events", "hb")
 
     def __init__(self, net, orig: CtTuple, cpu: int):
         self.id = next(_ct_ids)
@@ -76,6 +76,7 @@ class NfConn:
         self.counters = [[0, 0], [0, 0]]
         self.on_unconfirmed = False
         self.events: List[str] = []
+        self.hb = (0, 0)  # hash buckets of the two tuples once confirmed
 
     @property
     def confirmed(self) -> bool:
@@ -139,6 +140,7 @@ class Conntrack:
         self.loaded = False
         self.enable_hooks = False
         self.nf_conntrack_max = self.profile.nf_conntrack_max
+        self.htable_size = self.profile.nf_conntrack_buckets  # the `hashsize` module parameter
         self.tcp_loose = 1
         self.dmesg: List[str] = []
 
@@ -382,7 +384,7 @@ class Conntrack:
 
     def early_drop(self, net, hash_: int) -> bool:
         """Evict one confirmed, non-ASSURED entry from up to 8 buckets after ``hash_``."""
-        n = self.profile.nf_conntrack_buckets
+        n = self.htable_size
         start = hash_ % n
         for i in range(NF_CT_EVICTION_RANGE):
             for ct, d in net.ct.buckets.get((start + i) % n, []):
@@ -430,10 +432,13 @@ class Conntrack:
             ct.timeout += self.kernel.now
             ct.use += 1
             ct.status |= IPS_CONFIRMED
+            hb = []
             for d, t in ((ORIGINAL, t0), (REPLY, t1)):
                 net.ct.table[t] = (ct, d)
-                b = hash_conntrack_raw(t) % self.profile.nf_conntrack_buckets
+                b = hash_conntrack_raw(t) % self.htable_size
                 net.ct.buckets.setdefault(b, []).append((ct, d))
+                hb.append(b)
+            ct.hb = tuple(hb)
             net.ct.stat["insert"] += 1
             ct.events.append("NEW")
             return NF_ACCEPT
@@ -444,7 +449,7 @@ class Conntrack:
         for d, t in enumerate(ct.tuple):
             if net.ct.table.get(t, (None,))[0] is ct:
                 del net.ct.table[t]
-                b = hash_conntrack_raw(t) % self.profile.nf_conntrack_buckets
+                b = ct.hb[d]
                 lst = net.ct.buckets.get(b, [])
                 lst[:] = [x for x in lst if x[0] is not ct]
                 if not lst:

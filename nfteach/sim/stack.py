@@ -157,7 +157,9 @@ class Stack:
             sock = self.socks.get((ns.name, skb.daddr, skb.dport, skb.saddr, skb.sport))
             if sock is None:
                 role = self.listeners.get((ns.name, skb.dport))
-                if role is not None and skb.flags & SYN and not skb.flags & ACK:
+                if role == "blackhole":
+                    pass  # a listener whose backlog is full: the SYN is silently ignored
+                elif role is not None and skb.flags & SYN and not skb.flags & ACK:
                     self._passive_open(ns, skb, role)
                 elif not skb.flags & RST:
                     self.send_reset(ns, skb)
