@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MACHINES = ("vm", "host")
 #: tools that need tracefs (bpftrace finds tracepoints and kprobe_events there)
 TRACEFS_TOOLS = ("bpftrace", "cat")
+STDBUF = ["stdbuf", "-oL"]
 
 
 def kernel_profile(release: Optional[str] = None) -> str:
@@ -119,7 +120,9 @@ class LiveBackend(Backend):
         return machine
 
     def _full_argv(self, machine: str, argv: Sequence[str]) -> List[str]:
-        mapped = [self.files.get(a, a) for a in argv]
+        # stdbuf -oL: line-buffered stdout, so stdout and stderr interleave as on a
+        # terminal (conntrack -L prints its entries, then the summary on stderr)
+        mapped = [*STDBUF, *(self.files.get(a, a) for a in argv)]
         if argv[0] in TRACEFS_TOOLS:
             # tracefs mounted in the command's own mount namespace (ip netns exec made one)
             return [*self.ns.exec_prefix(machine), sys.executable, "-I", str(TRACEFS_EXEC), *mapped]
