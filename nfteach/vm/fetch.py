@@ -208,7 +208,7 @@ def fetch_kernel(kernel: str, progress: Optional[Progress] = None, keep_debs: bo
     spec = KERNELS[kernel]
     kdir = kernel_dir(kernel)
     manifest = kdir / "manifest.json"
-    if manifest.exists():
+    if manifest.exists() and (kdir / "debug" / "vmlinux").exists():
         _say(progress, f"kernel {kernel}: cached in {kdir}")
         return kdir
     apt = Apt(spec)
@@ -230,14 +230,18 @@ def fetch_kernel(kernel: str, progress: Optional[Progress] = None, keep_debs: bo
     _say(progress, f"kernel {kernel}: extracting vmlinux and netfilter debug files")
     dbg = f"./usr/lib/debug/lib/modules/{release}/"
 
+    vmlinux = f"./usr/lib/debug/boot/vmlinux-{release}"
+
     def wanted(name: str) -> bool:
-        return name == dbg + "vmlinux" or (name.startswith(dbg) and bool(NETFILTER_KO.search(name)))
+        return name in (vmlinux, dbg + "vmlinux") or (name.startswith(dbg) and bool(NETFILTER_KO.search(name)))
 
     _extract(debs[1], tmp / "dbgx", wanted)
     (tmp / "debug").mkdir()
-    for f in (tmp / "dbgx" / dbg[2:]).rglob("*"):
+    for f in (tmp / "dbgx").rglob("*"):
         if f.is_file():
-            os.replace(f, tmp / "debug" / f.name)
+            os.replace(f, tmp / "debug" / ("vmlinux" if f.name.startswith("vmlinux") else f.name))
+    if not (tmp / "debug" / "vmlinux").exists():
+        raise RuntimeError(f"no vmlinux in {debs[1].name}")
     shutil.rmtree(tmp / "dbgx")
     if spec.needs_headers:
         _say(progress, f"kernel {kernel}: unpacking kernel headers for bpftrace")

@@ -49,15 +49,20 @@ def build_rootfs(progress: Optional[Progress] = None, force: bool = False) -> Pa
             ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), MIRROR],
             check=True, stdout=logf, stderr=subprocess.STDOUT,
         )
+    _finish(tmp, dest, progress)
+    return dest
+
+
+def _finish(tmp: Path, dest: Path, progress: Optional[Progress]) -> None:
     _say(progress, "rootfs: trimming apt caches and docs")
     for d in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
         p = tmp / d
         if p.is_dir():
             for child in p.iterdir():
-                if child.is_dir() and child.name != "partial":
-                    shutil.rmtree(child)
-                elif child.is_file() or child.is_symlink():
+                if child.is_symlink() or child.is_file():
                     child.unlink()
+                elif child.is_dir() and child.name != "partial":
+                    shutil.rmtree(child)
     (tmp / "etc/hostname").write_text("vm\n")
     (tmp / "etc/hosts").write_text("127.0.0.1 localhost\n192.168.122.204 vm\n192.168.122.1 host\n")
     # iptables in bookworm defaults to the nft backend, as Debian ships it; keep it so.
@@ -66,4 +71,3 @@ def build_rootfs(progress: Optional[Progress] = None, force: bool = False) -> Pa
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     _say(progress, f"rootfs: ready in {dest}")
-    return dest

@@ -1,0 +1,254 @@
+"""The ``vm`` backend: a real Debian kernel booted under QEMU (software emulation).
+
+>>> from nfteach.lab import Lab                                    # doctest: +SKIP
+>>> from nfteach.vm.backend import VmBackend
+>>> with Lab(backend=VmBackend(kernel="5.10")) as lab:
+...     print(lab.run("lsmod | grep '^nf_conntrack '").output, end="")
+
+The guest's root namespace is the lab's ``vm``; namespace ``host`` inside the guest is
+the client. Commands run in the guest through the agent on the serial console (argument
+lists, never a shell). ``list-nf-hooks`` and ``drgn`` run on *this* machine with drgn,
+reading the guest's memory over QMP.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..model.backend import Backend, Job, Output
+from ..model.errors import BackendUnavailable, LabError
+from . import fetch
+from .console import Console, ConsoleClosed
+from .qemu import Qemu, clean_stale_runs, qemu_binary
+
+log = logging.getLogger("nfteach.vm")
+
+KERNELS = tuple(fetch.KERNELS)
+DEFAULT_KERNEL = "5.10"
+#: commands that run on this machine (drgn over QMP), not in the guest
+HOST_TOOLS = ("list-nf-hooks", "drgn")
+
+
+def _output(ans: dict) -> Output:
+    chunks = tuple((s, t) for s, t in ans.get("chunks", ()) if t)
+    if ans.get("timed_out"):
+        chunks += (("err", "nfteach: the command did not finish in time and was killed\n"),)
+    status = ans.get("status")
+    return Output(chunks, 124 if ans.get("timed_out") else (status if status is not None else 1))
+
+
+class VmJob(Job):
+    """A background command in the guest (``bpftrace ... &``), known by its guest PID."""
+
+    def __init__(self, backend: VmBackend, job: int, argv: Sequence[str], machine: str, pid: int, gen: int):
+        self.backend, self.job, self.argv, self.machine, self.pid = backend, job, list(argv), machine, pid
+        self.gen = gen
+        self._result: Optional[Output] = None
+
+    def _console(self) -> Console:
+        if self.backend._gen != self.gen or self.backend.console is None:
+            raise LabError(f"job {self.argv[0]} was lost: its QEMU guest has stopped")
+        return self.backend.console
+
+    def signal(self, signum: int) -> None:
+        if self._result is None:
+            self.backend._call(lambda c: c.request("signal", timeout=30, job=self.job, sig=int(signum)),
+                               console=self._console())
+
+    def wait(self, timeout: Optional[float] = None) -> Output:
+        if self._result is None:
+            ans = self.backend._call(
+                lambda c: c.request("wait", timeout=None if timeout is None else timeout + 30,
+                                    job=self.job, wait_s=timeout),
+                console=self._console())
+            if ans.get("timed_out"):
+                raise TimeoutError(f"{self.argv[0]} still running")
+            self._result = _output(ans)
+        return self._result
+
+
+class VmBackend(Backend):
+    """Debian kernel ``kernel`` ("5.10" or "6.1") in QEMU; see the module docstring."""
+
+    name = "vm"
+
+    def __init__(self, kernel: Optional[str] = None, memory: str = "2048", cpus: int = 2,
+                 boot_timeout: float = 300, build: bool = True, command_timeout: float = 600, **_ignored):
+        kernel = kernel or DEFAULT_KERNEL
+        if kernel not in fetch.KERNELS:
+            raise BackendUnavailable(f"vm backend: unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}",
+                                     token=kernel)
+        self.kernel = kernel
+        self.memory, self.cpus = memory, cpus
+        self.boot_timeout, self.build, self.command_timeout = boot_timeout, build, command_timeout
+        self.qemu: Optional[Qemu] = None
+        self.console: Optional[Console] = None
+        self.release: Optional[str] = None
+        self._jobs = itertools.count(1)
+        self._gen = 0
+        self._files: Dict[str, str] = {}
+        self.boot_seconds: Optional[float] = None
+
+    # -- life cycle ----------------------------------------------------------------
+    def describe(self) -> str:
+        rel = f" ({self.release})" if self.release else ""
+        return f"backend vm, Debian kernel {self.kernel}{rel} under QEMU"
+
+    def _image(self) -> Path:
+        from .disk import build_image, image_dir
+
+        img = image_dir(self.kernel)
+        if (img / "version").exists() and not self.build:
+            return img
+        try:
+            return build_image(self.kernel)
+        except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+            raise BackendUnavailable(
+                f"vm backend: kernel {self.kernel} is not ready ({e}); run `nfteach vm fetch --kernel {self.kernel}`"
+            ) from None
+
+    def start(self) -> None:
+        if self.qemu is not None and self.qemu.alive() and self.console is not None:
+            return
+        self.close()
+        if not qemu_binary():
+            raise BackendUnavailable("vm backend needs qemu-system-x86_64: apt-get install --no-install-recommends qemu-system-x86")
+        clean_stale_runs()
+        img = self._image()
+        t0 = time.monotonic()
+        self.qemu = Qemu(img, memory=self.memory, cpus=self.cpus, name=f"nfteach-{self.kernel}")
+        try:
+            self.qemu.start()
+            self.console = Console(self.qemu.serial_path, self.qemu.run_dir / "console.log", self.qemu.alive)
+            ready = self.console.wait_ready(self.boot_timeout)
+        except (OSError, RuntimeError, TimeoutError, ConsoleClosed) as e:
+            tail = self.qemu.log_tail() if self.qemu else ""
+            self.close()
+            raise BackendUnavailable(f"vm backend: the {self.kernel} guest did not boot ({e}) {tail}".strip()) from None
+        self.release = ready.get("release")
+        self._gen += 1
+        self.boot_seconds = time.monotonic() - t0
+        log.info("vm %s: booted %s in %.1f s", self.kernel, self.release, self.boot_seconds)
+
+    def close(self) -> None:
+        if self.console is not None:
+            self.console.close()
+            self.console = None
+        if self.qemu is not None:
+            self.qemu.stop()
+            self.qemu = None
+
+    # -- talking to the guest ----------------------------------------------------------
+    def _call(self, fn, console: Optional[Console] = None):
+        c = console or self.console
+        try:
+            return fn(c)
+        except (ConsoleClosed, TimeoutError) as e:
+            why = "QEMU exited" if self.qemu is None or not self.qemu.alive() else str(e)
+            self.close()
+            raise LabError(
+                f"the QEMU guest (kernel {self.kernel}) has stopped ({why}); the next command starts a new one"
+            ) from None
+
+    def _ensure(self) -> None:
+        if self.qemu is None or not self.qemu.alive() or self.console is None:
+            self.start()
+
+    def run(self, machine: str, argv: Sequence[str]) -> Output:
+        self._ensure()
+        if machine == "vm" and argv and argv[0] in HOST_TOOLS:
+            self._call(lambda c: c.request("run", timeout=60, argv=["true"]))  # the keystroke
+            return self._host_tool(list(argv))
+        ans = self._call(lambda c: c.request("run", timeout=self.command_timeout + 30, argv=list(argv),
+                                             ns=machine, timeout_s=self.command_timeout))
+        return _output(ans)
+
+    def spawn(self, machine: str, argv: Sequence[str]) -> Job:
+        self._ensure()
+        if argv and argv[0] in HOST_TOOLS:
+            raise LabError(f"{argv[0]} runs on this machine over QMP and cannot run in the background",
+                           token=argv[0])
+        job = next(self._jobs)
+        ready = "Attaching" if argv and argv[0] == "bpftrace" else None
+        ans = self._call(lambda c: c.request("spawn", timeout=200, argv=list(argv), ns=machine, job=job,
+                                             ready=ready, ready_timeout=150))
+        return VmJob(self, job, argv, machine, ans["pid"], self._gen)
+
+    def write_file(self, machine: str, path: str, text: str) -> None:
+        self._ensure()
+        data = base64.b64encode(text.encode()).decode()
+        mode = 0o755 if text.startswith("#!") else 0o644
+        self._call(lambda c: c.request("write", timeout=60, path=path, data=data, mode=mode))
+        self._files[path] = text
+
+    def exec_raw(self, argv: Sequence[str], machine: str = "vm", tick: bool = False) -> Output:
+        """Run without the session keystroke (for tools and tests, not lab commands)."""
+        self._ensure()
+        return _output(self._call(lambda c: c.request("run", timeout=self.command_timeout, argv=list(argv),
+                                                      ns=machine, tick=tick)))
+
+    # -- drgn on this machine --------------------------------------------------------------
+    def _debug_files(self) -> List[Path]:
+        """vmlinux + the debug .ko of each loaded module we have one for."""
+        kdir = fetch.kernel_dir(self.kernel) / "debug"
+        mods = self.exec_raw(["cat", "/proc/modules"]).stdout.split("\n")
+        files = [kdir / "vmlinux"]
+        for line in mods:
+            if line:
+                ko = kdir / (line.split()[0] + ".ko")
+                if ko.exists():
+                    files.append(ko)
+        return files
+
+    def _host_tool(self, argv: List[str]) -> Output:
+        try:
+            import drgn  # noqa: F401
+        except ImportError:
+            return Output.of(stderr=f"nfteach: {argv[0]} needs drgn on this machine: pip install drgn\n", status=2)
+        files = self._debug_files()
+        if argv[0] == "list-nf-hooks":
+            if len(argv) > 1:
+                return Output.of(stderr=f"nfteach: list-nf-hooks takes no arguments (got {argv[1]!r})\n", status=2)
+            from .hooks_drgn import format_hooks, nf_hooks, qemu_program
+
+            try:
+                prog = qemu_program(self.qemu.qmp_path, files[0], files[1:])
+                return Output.of(stdout=format_hooks(nf_hooks(prog)))
+            except Exception as e:  # noqa: BLE001 - one line, never a traceback
+                return Output.of(stderr=f"nfteach: list-nf-hooks: {type(e).__name__}: {e}\n", status=1)
+        # drgn [ARGS]: the drgn CLI on this machine, attached to the guest
+        args = []
+        for a in argv[1:]:
+            args.append(self._host_copy(a) if a in self._files else a)
+        cmd = [sys.executable, "-m", "drgn", "--qemu", str(self.qemu.qmp_path), "--no-default-symbols"]
+        for f in files:
+            cmd += ["-s", str(f)]
+        if not args:
+            return Output.of(stderr="nfteach: drgn needs -e CODE or a script here (no interactive prompt)\n", status=2)
+        p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=self.command_timeout,
+                           stdin=subprocess.DEVNULL)
+        return Output.of(stdout=p.stdout, stderr=p.stderr, status=p.returncode)
+
+    def _host_copy(self, path: str) -> str:
+        dest = self.qemu.run_dir / "files" / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(self._files[path])
+        return str(dest)
+
+    # -- for tests -------------------------------------------------------------------------
+    @property
+    def qemu_pid(self) -> Optional[int]:
+        return self.qemu.proc.pid if self.qemu and self.qemu.proc else None
+
+    def kill_qemu(self) -> None:
+        """Simulate a crash: SIGKILL our QEMU, as if it died on its own."""
+        if self.qemu_pid:
+            os.kill(self.qemu_pid, signal.SIGKILL)

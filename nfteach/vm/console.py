@@ -1,0 +1,95 @@
+"""Talk to the guest agent (``guest/agent.py``) over QEMU's serial console socket.
+
+Requests are one line each (base64 of JSON); answers are framed as
+``@@NFT@@ <base64 JSON> @@END@@`` so boot messages and any kernel output on the
+console are skipped. Everything the console printed is kept in ``console.log``.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import logging
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+log = logging.getLogger("nfteach.vm")
+
+FRAME = re.compile(rb"@@NFT@@ ([A-Za-z0-9+/=]*) @@END@@")
+
+
+class ConsoleClosed(ConnectionError):
+    """The serial console closed: QEMU is gone."""
+
+
+class Console:
+    def __init__(self, path: Path, log_path: Optional[Path] = None,
+                 alive: Optional[Callable[[], bool]] = None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.buf = b""
+        self.ids = itertools.count(1)
+        self.logf = open(log_path, "ab") if log_path else None
+        self.alive = alive or (lambda: True)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            if self.logf:
+                self.logf.close()
+                self.logf = None
+
+    def _read_frame(self, timeout: Optional[float]) -> dict:
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            m = FRAME.search(self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                try:
+                    return json.loads(base64.b64decode(m.group(1)))
+                except ValueError:
+                    log.warning("vm: garbled answer on the console, skipped")
+                    continue
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("no answer from the guest agent")
+            self.sock.settimeout(min(left, 1.0) if left is not None else 1.0)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                if not self.alive():
+                    raise ConsoleClosed("QEMU exited") from None
+                continue
+            except OSError as e:
+                raise ConsoleClosed(str(e)) from None
+            if not data:
+                raise ConsoleClosed("the serial console closed")
+            if self.logf:
+                self.logf.write(data)
+                self.logf.flush()
+            # keep only what may hold a frame
+            self.buf = (self.buf + data)[-(64 << 20):]
+
+    def wait_ready(self, timeout: float) -> dict:
+        while True:
+            ans = self._read_frame(timeout)
+            if ans.get("op") == "ready":
+                return ans
+
+    def request(self, op: str, timeout: Optional[float] = 600, **fields) -> dict:
+        rid = next(self.ids)
+        line = base64.b64encode(json.dumps(dict(fields, op=op, id=rid)).encode()) + b"\n"
+        try:
+            self.sock.sendall(line)
+        except OSError as e:
+            raise ConsoleClosed(str(e)) from None
+        while True:
+            ans = self._read_frame(timeout)
+            if ans.get("id") == rid:
+                if "error" in ans:
+                    raise RuntimeError(f"guest agent: {ans['error']}")
+                return ans

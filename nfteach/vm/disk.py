@@ -1,0 +1,178 @@
+"""Build one kernel's boot files: a tiny initramfs and an ext4 disk image, without mounting.
+
+* ``initrd.gz``: Debian's static busybox plus ``virtio_pci``/``virtio_blk`` and their
+  dependencies (the cloud kernel has virtio as modules); it mounts ``/dev/vda`` and
+  ``switch_root``s into it.
+* ``disk.img``: the shared bookworm userland (``rootfs.py``) + this kernel's modules
+  (+ headers for bpftrace on 5.10) + the guest agent, written with ``mke2fs -d``.
+
+Each VM boots the image with ``snapshot=on``: its writes go to a temporary overlay in
+its own run directory, so the image stays read-only and VMs never share a disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from .fetch import Progress, _say, fetch_kernel, kernel_dir, read_manifest
+from .rootfs import build_rootfs
+
+log = logging.getLogger("nfteach.vm")
+
+GUEST_DIR = Path(__file__).with_name("guest")
+DISK_SIZE = "2560M"
+#: bump when the disk layout or the guest scripts change, so cached disks are rebuilt
+DISK_VERSION = "5"
+
+INITRAMFS_INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /mods/$m 2>/dev/null; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+mkdir -p /newroot
+mount -t ext4 /dev/vda /newroot || { echo "nfteach: cannot mount /dev/vda"; poweroff -f; }
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot /usr/sbin/nfteach-init
+"""
+
+GUEST_INIT = """#!/bin/sh
+# PID 1 of the nfteach guest: the lab's two machines, the tcp/22 session, the agent.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+mkdir -p /dev/pts /dev/shm /run/netns
+mount -t devpts devpts /dev/pts
+dmesg -n 1
+hostname vm
+modprobe qemu_fw_cfg
+modprobe veth
+ip link set lo up
+ip netns add host
+ip link add eth0 type veth peer name eth0 netns host
+ip addr add 192.168.122.204/24 dev eth0
+ip link set eth0 up
+ip -n host link set lo up
+ip -n host addr add 192.168.122.1/24 dev eth0
+ip -n host link set eth0 up
+python3 /usr/lib/nfteach/session.py server </dev/null >/run/session-server.log 2>&1 &
+i=0
+while [ ! -e /run/nfteach-server.ready ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+ip netns exec host python3 /usr/lib/nfteach/session.py client </dev/null >/run/session-client.log 2>&1 &
+i=0
+while [ ! -S /run/nfteach-session.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+while :; do
+  python3 /usr/lib/nfteach/agent.py /dev/ttyS0
+  sleep 1
+done
+"""
+
+
+def image_version() -> str:
+    """Changes whenever the guest scripts or the layout change: cached disks are rebuilt."""
+    h = hashlib.sha256((DISK_VERSION + INITRAMFS_INIT + GUEST_INIT).encode())
+    for name in ("agent.py", "session.py"):
+        h.update((GUEST_DIR / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def image_dir(kernel: str) -> Path:
+    return kernel_dir(kernel) / "image"
+
+
+def _initramfs(kdir: Path, release: str, out: Path) -> None:
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    subprocess.run(["depmod", "-b", str(kdir / "modules"), release], check=True)
+    deps = subprocess.run(
+        ["modprobe", "-d", str(kdir / "modules"), "-S", release, "--show-depends",
+         "-a", "virtio_pci", "virtio_blk"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        for d in ("bin", "proc", "sys", "dev", "mods", "newroot"):
+            (t / d).mkdir()
+        shutil.copy2(busybox, t / "bin" / "busybox")
+        order = []
+        for line in deps.splitlines():
+            parts = line.split()
+            if parts and parts[0] == "insmod":
+                ko = Path(parts[1])
+                name = ko.name
+                if name not in order:
+                    shutil.copy2(ko, t / "mods" / name)
+                    order.append(name)
+        (t / "modules.order").write_text("\n".join(order) + "\n")
+        init = t / "init"
+        init.write_text(INITRAMFS_INIT)
+        init.chmod(0o755)
+        names = subprocess.run(["find", "."], cwd=t, check=True, capture_output=True).stdout
+        cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], cwd=t, input=names,
+                              check=True, capture_output=True).stdout
+        gz = subprocess.run(["gzip", "-9"], input=cpio, check=True, capture_output=True).stdout
+        out.write_bytes(gz)
+
+
+def build_image(kernel: str, progress: Optional[Progress] = None, force: bool = False) -> Path:
+    """Make sure kernel ``kernel`` has ``image/{vmlinuz,initrd.gz,disk.img}``; return the dir."""
+    kdir = fetch_kernel(kernel, progress)
+    out = image_dir(kernel)
+    stamp = out / "version"
+    if stamp.exists() and stamp.read_text().strip() == image_version() and not force:
+        _say(progress, f"image {kernel}: cached in {out}")
+        return out
+    release = read_manifest(kernel)["release"]
+    rootfs = build_rootfs(progress)
+    tmp = out.with_name("image.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _say(progress, f"image {kernel}: initramfs with busybox and virtio modules")
+    _initramfs(kdir, release, tmp / "initrd.gz")
+    staging = tmp / "root"
+    _say(progress, f"image {kernel}: staging the userland (hard links), modules, agent")
+    subprocess.run(["cp", "-al", str(rootfs), str(staging)], check=True)
+    (staging / ".nfteach-rootfs-ok").unlink(missing_ok=True)
+    mods = staging / "usr" / "lib" / "modules"
+    mods.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(kdir / "modules" / "lib" / "modules" / release), str(mods)], check=True)
+    if (kdir / "headers").is_dir():
+        subprocess.run(["cp", "-a", str(kdir / "headers" / "usr" / "src"), str(staging / "usr")], check=True)
+        build = kdir / "headers" / "lib" / "modules" / release / "build"
+        if build.is_symlink():
+            link = mods / release / "build"
+            link.unlink(missing_ok=True)
+            link.symlink_to(os.readlink(build))
+    nf = staging / "usr" / "lib" / "nfteach"
+    nf.mkdir(parents=True, exist_ok=True)
+    for name in ("agent.py", "session.py"):
+        shutil.copy(GUEST_DIR / name, nf / name)
+    init = staging / "usr" / "sbin" / "nfteach-init"
+    init.write_text(GUEST_INIT)
+    init.chmod(0o755)
+    subprocess.run(["depmod", "-b", str(staging), release], check=True)
+    _say(progress, f"image {kernel}: mke2fs -t ext4 -d (no mount)")
+    subprocess.run(
+        ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "nfteach", "-d", str(staging), str(tmp / "disk.img"), DISK_SIZE],
+        check=True,
+    )
+    shutil.rmtree(staging)
+    shutil.copy2(kdir / "vmlinuz", tmp / "vmlinuz")
+    (tmp / "version").write_text(image_version() + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    _say(progress, f"image {kernel}: ready in {out}")
+    return out

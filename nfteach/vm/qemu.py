@@ -1,0 +1,140 @@
+"""Start and stop one QEMU guest (software emulation, no network, no root needed).
+
+Each VM gets a private run directory holding its serial and QMP sockets, its pid file,
+its console log and the temporary overlay of its disk (``snapshot=on``), so two VMs
+never share sockets or disks. ``stop()`` ends only the QEMU process this object
+started (by PID) and removes the run directory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from .fetch import cache_dir
+
+log = logging.getLogger("nfteach.vm")
+
+QEMU = "qemu-system-x86_64"
+
+
+def runs_dir() -> Path:
+    return cache_dir() / "run"
+
+
+def qemu_binary() -> Optional[str]:
+    return shutil.which(QEMU)
+
+
+class Qemu:
+    """One guest. ``image`` is a directory with vmlinuz, initrd.gz and disk.img."""
+
+    def __init__(self, image: Path, memory: str = "2048", cpus: int = 2, name: str = "vm"):
+        self.image = Path(image)
+        self.memory = memory
+        self.cpus = cpus
+        self.name = name
+        self.proc: Optional[subprocess.Popen] = None
+        self.run_dir: Optional[Path] = None
+
+    @property
+    def serial_path(self) -> Path:
+        return self.run_dir / "serial.sock"
+
+    @property
+    def qmp_path(self) -> Path:
+        return self.run_dir / "qmp.sock"
+
+    def command(self) -> List[str]:
+        img = self.image
+        return [
+            qemu_binary() or QEMU,
+            "-name", self.name,
+            "-m", self.memory, "-smp", str(self.cpus),
+            "-nographic", "-no-reboot", "-monitor", "none",
+            "-kernel", str(img / "vmlinuz"), "-initrd", str(img / "initrd.gz"),
+            "-append", "console=ttyS0 panic=-1 quiet loglevel=1 nokaslr",
+            "-drive", f"file={img / 'disk.img'},format=raw,if=virtio,snapshot=on",
+            "-serial", f"unix:{self.serial_path},server=on,wait=off",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-device", "vmcoreinfo",
+            "-nic", "none",
+            "-pidfile", str(self.run_dir / "qemu.pid"),
+        ]
+
+    def start(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            return
+        runs_dir().mkdir(parents=True, exist_ok=True)
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=runs_dir()))
+        env = dict(os.environ, TMPDIR=str(self.run_dir))  # snapshot overlay lives here
+        cmd = self.command()
+        log.debug("starting %s", " ".join(cmd))
+        with open(self.run_dir / "qemu.log", "wb") as logf:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        (self.run_dir / "owner").write_text(f"{os.getpid()}\n")
+        end = time.monotonic() + 30
+        while not self.serial_path.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"qemu exited at once: {self.log_tail()}")
+            if time.monotonic() > end:
+                raise RuntimeError("qemu did not create its serial socket within 30 s")
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 5) -> str:
+        try:
+            lines = (self.run_dir / "qemu.log").read_text(errors="replace").strip().splitlines()
+            return " | ".join(lines[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5) -> None:
+        """Kill our QEMU (SIGTERM, then SIGKILL) and remove the run directory."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+
+def stale_runs() -> List[Path]:
+    """Run directories whose QEMU is gone (a crashed or killed lab); safe to remove."""
+    out = []
+    if not runs_dir().is_dir():
+        return out
+    for d in runs_dir().iterdir():
+        pid = None
+        try:
+            pid = int((d / "qemu.pid").read_text().strip())
+            os.kill(pid, 0)
+            alive = Path(f"/proc/{pid}/exe").resolve().name.startswith("qemu")
+        except (OSError, ValueError):
+            alive = pid is None and time.time() - d.stat().st_mtime < 60  # still starting
+        if not alive:
+            out.append(d)
+    return out
+
+
+def clean_stale_runs() -> int:
+    n = 0
+    for d in stale_runs():
+        shutil.rmtree(d, ignore_errors=True)
+        n += 1
+    return n
