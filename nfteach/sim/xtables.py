@@ -187,6 +187,11 @@ class XtRule:
     def ct_user(self) -> bool:
         return any(m.ct_user for m in self.matches)
 
+    @property
+    def compat(self) -> bool:
+        """Does iptables-nft 1.8.9 use an xt compat expression for this rule?"""
+        return self.ct_user or self.target in ("NOTRACK", "CT")
+
     def matches_skb(self, skb, state) -> bool:
         if self.proto and getattr(skb, "protocol", 6) != self.proto:
             return False
@@ -203,7 +208,7 @@ class XtRule:
         return "CT" if self.target in ("NOTRACK", "CT") else self.target
 
     def proto_col(self, numeric: bool, version: str) -> str:
-        if numeric and version >= "1.8.9":
+        if numeric and tuple(int(x) for x in version.split(".")) >= (1, 8, 9):
             return str(self.proto)  # 1.8.9 prints protocol numbers with -n
         return PROTO_NAMES.get(self.proto, str(self.proto))
 
