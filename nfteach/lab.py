@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Union
 from . import filters
 from .backends import DEFAULT_BACKEND, make_backend
 from .cmdline import ParsedLine, parse_line
+from .model import notes
 from .model.backend import Backend, Job, Output
 from .model.errors import LabError
 from .model.results import CommandResult, Transcript
@@ -130,6 +131,8 @@ class Lab:
         if name == "jobs":
             text = "".join(f"[{n}]  Running                 {self._job_lines[n]}\n" for n in sorted(self.jobs))
             return Output.of(stdout=text)
+        if name.rsplit("/", 1)[-1] not in notes.LAB_COMMANDS:
+            return Output.of(stderr=notes.unknown_command(name) + "\n", status=127)
         if p.background:
             job = self.backend.spawn(p.machine, p.argv)
             n = self._next_job

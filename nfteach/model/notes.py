@@ -22,3 +22,17 @@ LAB = {
     "host": {"addr": "192.168.122.1", "prefix": 24, "ifname": "eth0"},
     "session_port": 22,
 }
+
+#: The lab's command vocabulary (shared/DESIGN.md): every backend accepts these names and
+#: nothing else, so an unknown command gets the same one-line error everywhere.
+LAB_COMMANDS = (
+    "conntrack", "iptables", "iptables-legacy", "iptables-nft", "nft", "modprobe", "rmmod",
+    "lsmod", "modinfo", "nc", "list-nf-hooks", "drgn", "bpftrace", "trace-cmd", "cat",
+    "sysctl", "dmesg", "uname", "ip",
+)
+
+
+def unknown_command(name: str) -> str:
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    return (f"nfteach: {shown}: not a lab command; supported: "
+            f"{', '.join(LAB_COMMANDS)}, and kill/wait/sleep/jobs")

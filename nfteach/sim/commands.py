@@ -7,6 +7,7 @@ from ..model.backend import Output
 from . import cmd_conntrack, cmd_misc, cmd_modules
 
 LATER = {
+    "ip": "ip (iproute2) is not modelled by the simulator; the lab's addresses are in docs/lab-contract.md; use --backend live or vm",
     "drgn": "drgn is not available in the simulator yet; use --backend vm (or live where /proc/kcore and debug info exist)",
     "bpftrace": "bpftrace is not available in the simulator yet; use --backend vm (kprobes) or --backend live (tracepoints)",
     "trace-cmd": "trace-cmd is not available in the simulator yet; use --backend vm",

@@ -38,7 +38,7 @@ CASES = [
     ("sleep forever", "forever"),
     ("lsmod | grep -P x", "-P"),
     ("lsmod | head -n x", "x"),
-    ("nft add chain ip t c { type filter hook input priority 2147483648 \\; }", "2147483648"),
+    ("nft add chain ip t c { type filter hook inptu priority 0 \\; }", "inptu"),
     ("nft add chain ip t c { type filter hook input priority -2147483649 \\; }", "-2147483649"),
     ("nft add table ip6x t", "ip6x"),
     ("nft add rule ip nosuchtable c tcp dport 22 drop", "nosuchtable"),
