@@ -72,7 +72,7 @@ def _emulate(kernel, ns, enable: bool, nft_run) -> Output:
         note = notes.BUILTIN_MODPROBE_NOTE + "\n"
     cmds = notes.BUILTIN_ENABLE_HOOKS_NFT if enable else notes.BUILTIN_DISABLE_HOOKS_NFT
     for target in kernel.namespaces.values():
-        has = target.nft is not None and notes.BUILTIN_CT_TABLE in getattr(target.nft, "table_names", lambda: [])()
+        has = target.nft is not None and ("inet", notes.BUILTIN_CT_TABLE) in getattr(target.nft, "tables", {})
         if enable == has:
             continue
         for argv in cmds:
