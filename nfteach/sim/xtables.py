@@ -218,7 +218,7 @@ class XtRule:
             out += fmt_num(self.pkts, exact) + fmt_num(self.bytes, exact)
         out += f"{self.list_target():<9s}  {self.proto_col(numeric, version):<5s}--  "
         if verbose:
-            out += f"{self.iif or ('*' if numeric else 'any'):<6s} {self.oif or ('*' if numeric else 'any'):<6s} "
+            out += f"{self.iif or ('*' if numeric else 'any'):<6s} {self.oif or ('*' if numeric else 'any'):<7s} "
         out += f"{net_str(self.src, numeric):<19s}  {net_str(self.dst, numeric):<19s} "
         out += "".join(m.print(numeric) for m in self.matches)
         if self.target == "NOTRACK":
