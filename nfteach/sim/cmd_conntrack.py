@@ -44,13 +44,14 @@ def conntrack_main(kernel, ns, argv) -> Output:
     i = 0
     opt_map = {"-p": "proto", "--protonum": "proto", "-s": "src", "--src": "src", "--orig-src": "src",
                "-d": "dst", "--dst": "dst", "--orig-dst": "dst", "--sport": "sport", "--orig-port-src": "sport",
-               "--dport": "dport", "--orig-port-dst": "dport"}
+               "--dport": "dport", "--orig-port-dst": "dport", "--state": "state", "-u": "status",
+               "--status": "status"}
     while i < len(args):
         a = args[i]
-        if a in ("-L", "--dump", "-F", "--flush", "-C", "--count", "-S", "--stats"):
+        if a in ("-L", "--dump", "-F", "--flush", "-C", "--count", "-S", "--stats", "-D", "--delete"):
             if cmd:
                 return _err(ver, "Invalid parameters")  # two commands
-            cmd = {"--dump": "-L", "--flush": "-F", "--count": "-C", "--stats": "-S"}.get(a, a)
+            cmd = {"--dump": "-L", "--flush": "-F", "--count": "-C", "--stats": "-S", "--delete": "-D"}.get(a, a)
             if i + 1 < len(args) and not args[i + 1].startswith("-"):
                 if args[i + 1] not in TABLES:
                     return _err(ver, f"unknown type `{args[i + 1]}'")
@@ -61,9 +62,9 @@ def conntrack_main(kernel, ns, argv) -> Output:
                 return _err(ver, f"option `{a}' requires an argument")
             filters[opt_map[a]] = args[i + 1]
             i += 1
-        elif a in ("-n", "-o", "-e", "-E", "-I", "-U", "-D", "-G") or a.startswith("--"):
+        elif a in ("-n", "-o", "-e", "-E", "-I", "-U", "-G") or a.startswith("--"):
             return Output.of(stderr=f"nfteach: conntrack: option {a!r} is not modelled by the simulator "
-                             "(supported: -L [conntrack|unconfirmed|dying], -F, -C, -S, -p, -s, -d, --sport, --dport)\n",
+                             "(supported: -L [conntrack|unconfirmed|dying], -D, -F, -C, -S, -p, -s, -d, --sport, --dport, --state, -u)\n",
                              status=2)
         else:
             return _err(ver, f"unknown option `{a}'")
@@ -89,6 +90,10 @@ def conntrack_main(kernel, ns, argv) -> Output:
         kernel.conntrack.gc(ns)
         entries = ct_state.entries()
     entries = [ct for ct in entries if _match(ct, filters)]
+    if cmd == "-D":
+        for ct in entries:
+            kernel.conntrack.nf_ct_delete(ct)
+        return Output.of(stderr=f"conntrack v{ver} (conntrack-tools): {len(entries)} flow entries have been deleted.\n")
     if cmd == "-C":
         return Output.of(stdout=f"{len(entries)}\n")
     if cmd == "-S":
@@ -112,4 +117,14 @@ def _match(ct, f) -> bool:
     for key, val in (("sport", o.sport), ("dport", o.dport)):
         if key in f and f[key] != str(val):
             return False
+    if "state" in f and f["state"].upper() != ct.state_name:
+        return False
+    if "status" in f:
+        names = {"ASSURED": IPS_ASSURED, "SEEN_REPLY": IPS_SEEN_REPLY}
+        for want in f["status"].upper().split(","):
+            if want == "UNREPLIED":
+                if ct.status & IPS_SEEN_REPLY:
+                    return False
+            elif not ct.status & names.get(want, 0):
+                return False
     return True
