@@ -139,6 +139,8 @@ class LiveBackend(Backend):
             return Output.of(stderr="nfteach: empty command\n", status=2)
         try:
             commands.check(argv)
+        except commands.UnknownCommand as e:
+            return Output.of(stderr=f"nfteach: {e}\n", status=127)
         except LabError as e:
             return Output.of(stderr=f"nfteach: {e}\n", status=2)
         self.keystroke()

@@ -8,6 +8,7 @@ outside the lab (the machine's root namespace, other processes) or run other pro
 * ``iptables*``: ``--modprobe``/``-M`` (runs a program);
 * ``bpftrace``: ``--unsafe`` and ``-c`` (run programs);
 * ``sysctl``: writes to keys outside ``net.``, and ``-p``/``--system`` (load files);
+* ``dmesg``: options that clear the log or change the console;
 * ``cat``: only tracefs files and ``/proc/net``, ``/proc/sys/net``;
 * ``modprobe``/``rmmod``: only ``nf_conntrack`` (emulated, see ``docs/lab-contract.md``).
 """
@@ -15,23 +16,25 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+from ..model import notes
 from ..model.errors import UnsupportedCommand
 
-#: commands run for real inside the lab namespace
-REAL_TOOLS = (
-    "nft", "iptables", "iptables-legacy", "iptables-nft", "iptables-save",
-    "iptables-legacy-save", "iptables-nft-save", "conntrack", "ip", "nc", "sysctl",
-    "bpftrace", "cat", "lsmod", "modinfo", "ss",
-)
+#: handled specially: emulated, or probed and refused with the backend that has them
 EMULATED = ("modprobe", "rmmod")
 PROBED = ("list-nf-hooks", "drgn", "trace-cmd")
-SUPPORTED = REAL_TOOLS + EMULATED + PROBED
+#: the lab's vocabulary (shared by every backend); all the rest run for real in the namespace
+SUPPORTED = tuple(notes.LAB_COMMANDS)
+REAL_TOOLS = tuple(c for c in SUPPORTED if c not in EMULATED + PROBED)
 
 CAT_ALLOWED = ("/sys/kernel/tracing/", "/sys/kernel/debug/tracing/", "/proc/net/", "/proc/sys/net/")
 
 
 def supported_text() -> str:
     return ", ".join(SUPPORTED)
+
+
+class UnknownCommand(UnsupportedCommand):
+    """Not a lab command at all (status 127, like the lab and a shell)."""
 
 
 def _refuse(msg: str, token: str) -> None:
@@ -92,7 +95,17 @@ def check_cat(argv: Sequence[str]) -> None:
                     "and /proc/net, /proc/sys/net", p)
 
 
+def check_dmesg(argv: Sequence[str]) -> None:
+    for a in argv[1:]:
+        if a in ("-C", "-c", "-D", "-E", "-n") or a.startswith(("--clear", "--read-clear", "--console")) or (
+            a.startswith("-") and not a.startswith("--") and any(ch in a[1:] for ch in "cCDEn")
+        ):
+            _refuse(f"dmesg: {a!r} changes the machine's kernel log or console; "
+                    "the lab only reads it", a)
+
+
 CHECKS = {
+    "dmesg": check_dmesg,
     "ip": check_ip,
     "iptables": check_iptables,
     "iptables-legacy": check_iptables,
@@ -109,7 +122,7 @@ def check(argv: Sequence[str]) -> None:
     if "/" in name:
         _refuse(f"{name}: run tools by name, not by path (supported: {supported_text()})", name)
     if name not in SUPPORTED:
-        _refuse(f"{name}: command not supported on the live backend; supported: {supported_text()}", name)
+        raise UnknownCommand(notes.unknown_command(name).removeprefix("nfteach: "), token=name)
     fn = CHECKS.get(name)
     if fn:
         fn(argv)

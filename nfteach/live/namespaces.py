@@ -48,14 +48,17 @@ def boot_id() -> str:
 
 
 def proc_starttime(pid: int) -> Optional[int]:
-    """Start time of ``pid`` in clock ticks since boot, or None when there is no such process."""
+    """Start time of ``pid`` in clock ticks since boot; None when there is no such process
+    (or only its zombie, waiting to be reaped by its parent)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # comm may contain spaces and parentheses: fields start after the last ')'
     rest = stat[stat.rindex(")") + 2 :].split()
-    return int(rest[19])  # field 22 overall; rest[0] is field 3
+    if rest[0] in ("Z", "X"):  # field 3, state
+        return None
+    return int(rest[19])  # field 22
 
 
 def alive(pid: int, starttime: Optional[int]) -> bool:
