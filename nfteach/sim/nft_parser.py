@@ -94,6 +94,12 @@ class Parser:
 
     def unexpected(self, expecting: str = "") -> NftError:
         t = self.tok
+        if t.kind == "punct" and t.text == "$":  # a variable: `$name`
+            t = self.toks[self.i + 1]
+            if t.kind != "str":
+                return NftError(f"syntax error, unexpected {t.describe()}, expecting string",
+                                (t.start, t.end if t.kind != "eof" else t.start + 1))
+            return NftError("nfteach: nft variables ($name) are not modelled", (t.start, t.end))
         if t.kind == "junk":
             return NftError("syntax error, unexpected junk", (t.start, t.start + 1))
         msg = f"syntax error, unexpected {t.describe()}"

@@ -160,6 +160,9 @@ class NftState:
 
     # -- rules ----------------------------------------------------------------------
     def add_rule(self, c: NftChain, exprs: List[Expr], index: Optional[int] = None, xt=None) -> NftRule:
+        for e in exprs:
+            if e.is_set:  # an anonymous set is a table object too: it takes a handle first
+                c.table.alloc_handle()
         r = NftRule(c.table.alloc_handle(), exprs, xt)
         pf = CT_USER_PF[c.table.family]
         for _ in range(r.ct_users):
@@ -327,7 +330,7 @@ def nft_main(ns, argv: List[str]) -> Output:
         elif a.startswith("-") and seen_word:
             return Output(((("err", "Error: syntax error, options must be specified before commands\n"
                              + "".join(x + " " for x in argv)),
-                            ("out", "\n   ^" + "~~".rjust(pos) + "\n"))), 1)
+                            ("out", "\n   ^" + "~~".rjust(pos - 2) + "\n"))), 1)
         elif not a.startswith("-"):
             seen_word = True
     opts = set()
