@@ -264,6 +264,8 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
     if t is None:
         t = ns.xt[c.table] = XtTable(ns, c.table)
     version = ns.kernel.profile.tools["iptables"]
+    if c.cmd == "policy" and c.chain not in TABLES[c.table][0]:
+        return _fail("Bad built-in chain name.")
     if c.chain is not None and c.chain not in t.chains and c.cmd != "new":
         return _fail(_NOCHAIN)
     ch = t.chains.get(c.chain) if c.chain else None
@@ -352,6 +354,8 @@ def _run_nft(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
     builtins = TABLES[c.table][0]
     t = st.tables.get(("ip", c.table))
     names = set(builtins) | set(t.chains if t else ())
+    if c.cmd == "policy" and c.chain not in builtins:
+        return _fail("Bad built-in chain name.")
     if c.chain is not None and c.chain not in names and c.cmd not in ("new", "list"):
         return _fail(_NOCHAIN)
     warn = _LEGACY_WARNING if ns.xt and c.cmd in ("list", "save") else ""
@@ -408,8 +412,10 @@ def _run_nft(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
         st.add_chain(tt, c.chain)
         return Output.of()
     if c.cmd == "delete-chain":
-        for ch in [t.chains[c.chain]] if c.chain else [x for x in t.chains.values() if not x.base] if t else []:
-            if ch.base or c.chain in builtins:
+        if c.chain in builtins:
+            return _fail("Invalid argument. Run `dmesg' for more information.")
+        for ch in ([t.chains[c.chain]] if c.chain else [x for x in t.chains.values() if not x.base]) if t else []:
+            if ch.base:
                 return _fail("Invalid argument. Run `dmesg' for more information.")
             if ch.rules or st.jumps_to(ch):
                 return _fail("Directory not empty." if ch.rules else "Too many links.")
