@@ -274,8 +274,8 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
         bad = _check_target(rule, c.table, t.chains)
         if bad == "einval":
             return _fail("Invalid argument. Run `dmesg' for more information.")
-        if bad == "nochain":
-            return _fail(_NOCHAIN)
+        if bad == "nochain":  # not a chain, so iptables looks for a target extension
+            return _usage(ns, variant, f"Couldn't load target `{rule.target}':No such file or directory\n")
         pos = len(ch.rules) if c.cmd == "append" else (c.num or 1) - 1
         if pos > len(ch.rules):
             return _fail("Index of insertion too big.")

@@ -251,6 +251,9 @@ REAL_ERRORS = [
     ("legacy", "-I INPUT 0 -j DROP", 2, "iptables v1.8.9 (legacy): Invalid rule number `0'\n"),
     ("legacy", "-D INPUT abc", 2, "iptables v1.8.9 (legacy): Invalid rule number `abc'\n"),
     ("legacy", "-P FOO DROP", 1, "iptables: Bad built-in chain name.\n"),
+    ("nft", "-P FOO DROP", 1, "iptables: Bad built-in chain name.\n"),
+    ("legacy", "-A INPUT -p tcp --dport 22 -j FROB", 2,
+     "iptables v1.8.9 (legacy): Couldn't load target `FROB':No such file or directory\n\n"),
     ("legacy", "-A INPUT -p tcp --dport 2570; rm -rf / -j DROP", 2, None),
     ("nft", "-A INPUT -p tcp --dport $(x) -j DROP", 2,
      "iptables v1.8.9 (nf_tables): invalid port/service `$(x)' specified\n"),
@@ -288,3 +291,13 @@ def test_hostile_input_is_a_short_error(args, variant):
     out = iptables_main(mk(), [f"iptables-{variant}"] + args, variant)
     assert out.status != 0 and out.stderr and "Traceback" not in out.text
     assert len(out.stderr.splitlines()) <= 4
+
+
+def test_user_chain_real():
+    ns = mk()
+    for line in ["-N X", "-A INPUT -j X"]:
+        assert ipt(ns, "iptables-legacy " + line).status == 0
+    assert ipt(ns, "iptables-legacy -L X -n").stdout == (
+        "Chain X (1 references)\ntarget     prot opt source               destination         \n")
+    assert ipt(ns, "iptables-legacy -S").stdout == (
+        "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N X\n-A INPUT -j X\n")
