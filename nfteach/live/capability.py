@@ -34,7 +34,7 @@ TOOLS = {
     "nc": ["nc", "-h"],
     "sysctl": ["sysctl", "--version"],
     "bpftrace": ["bpftrace", "--version"],
-    "lsmod": ["lsmod"],
+    "lsmod": ["kmod", "--version"],
     "modinfo": ["modinfo", "--version"],
     "drgn": ["drgn", "--version"],
     "trace-cmd": ["trace-cmd", "--version"],
@@ -49,9 +49,12 @@ BPF_PROBES = {
 }
 
 
-def _run(argv: Sequence[str], timeout: float = 20) -> subprocess.CompletedProcess:
+def _run(argv: Sequence[str], timeout: float = 20, full_path: bool = False) -> subprocess.CompletedProcess:
+    env = dict(ENV)
+    if full_path:
+        env["PATH"] = ENV["PATH"] + ":" + os.environ.get("PATH", "")
     try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=dict(ENV))
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired) as e:
         return subprocess.CompletedProcess(list(argv), 127, "", f"{e}")
 
@@ -76,7 +79,7 @@ def tool_versions() -> Dict[str, Optional[str]]:
         if not shutil.which(argv[0], path=ENV["PATH"] + ":" + os.environ.get("PATH", "")):
             out[name] = None
             continue
-        p = _run(argv, timeout=10)
+        p = _run(argv, timeout=10, full_path=True)
         text = (p.stdout or p.stderr).strip().splitlines()
         out[name] = text[0].strip() if text else f"(exit {p.returncode})"
     return out
