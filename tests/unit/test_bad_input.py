@@ -46,7 +46,7 @@ CASES = [
     ("iptables-legacy -t nosuch -L", "nosuch"),
     ("iptables-legacy -A INPUT -p tcp --dport 70000 -j DROP", "70000"),
     ("iptables-legacy -A INPUT -p tcp --dport '2570; rm -rf /' -j DROP", "2570; rm -rf /"),
-    ("iptables-legacy -A INPUT -j NOTRACK", "NOTRACK"),
+    ("iptables-legacy -t raw -A PREROUTING -j FROB", "FROB"),
     ("iptables-legacy -A INPUT -p tcp --dport 22 -j FROB", "FROB"),
     ("iptables-nft -Z --bogus", "--bogus"),
 ]
