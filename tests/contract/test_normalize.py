@@ -1,0 +1,38 @@
+"""normalize() replaces only what legitimately varies between runs (no root needed)."""
+from nfteach.normalize import normalize
+
+CT = (
+    "vm$ sudo conntrack -L\n"
+    "tcp      6 431999 ESTABLISHED src=192.168.122.1 dst=192.168.122.204 sport=52846 dport=22 "
+    "src=192.168.122.204 dst=192.168.122.1 sport=22 dport=52846 [ASSURED] mark=0 use=1\n"
+    "tcp      6 118 SYN_SENT src=192.168.122.1 dst=192.168.122.204 sport=51920 dport=2570 [UNREPLIED] "
+    "src=192.168.122.204 dst=192.168.122.1 sport=2570 dport=51920 mark=0 use=1\n"
+    "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.\n"
+)
+
+
+def test_conntrack_ports_timeouts_order():
+    n = normalize(CT)
+    lines = n.splitlines()
+    assert lines[1].startswith("tcp      6 TIMEOUT ESTABLISHED") or lines[1].startswith("tcp      6 TIMEOUT SYN_SENT")
+    assert "sport=PORT dport=22" in n and "sport=22 dport=PORT" in n and "dport=2570" in n
+    assert "52846" not in n and "431999" not in n
+    assert "mark=0 use=1" in n
+    # hash order does not matter
+    a, b, c = CT.splitlines(True)[1:4]
+    assert normalize(CT.splitlines(True)[0] + b + a + c) == n
+
+
+def test_counters_and_handles_are_kept():
+    t = "\t\ttcp dport 2570 counter packets 1 bytes 60 drop # handle 2\nChain INPUT (policy ACCEPT 2 packets, 105 bytes)\n"
+    assert normalize(t) == t
+
+
+def test_addresses_pids_timestamps_lab_names():
+    t = ("          nc-4711    [001] d..1.  1234.567890: kfree_skb: skbaddr=0xffff8880047c1e00 reason: NETFILTER_DROP\n"
+         "2: eth0@if2: <UP> mtu 1500\\    link/ether 26:b2:d6:32:e8:92 brd ff:ff:ff:ff:ff:ff link-netns nfteach-21536-7e7005-host\n"
+         "ESTAB 0 0 192.168.122.1:41022 192.168.122.204:22\n")
+    n = normalize(t)
+    assert "nc-PID    [CPU]" in n and "TIMESTAMP:" in n and "skbaddr=ADDR" in n
+    assert "link/ether MAC brd ff:ff:ff:ff:ff:ff" in n and "nfteach-LAB-host" in n
+    assert "192.168.122.1:PORT 192.168.122.204:22" in n
