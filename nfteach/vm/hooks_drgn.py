@@ -81,8 +81,11 @@ def format_hooks(table: HookTable) -> str:
 
 def qemu_program(qmp: Path, vmlinux: Path, modules: Iterable[Path] = ()):
     """A drgn Program on a QEMU guest over QMP, with the given debug files loaded."""
+    import logging
+
     import drgn
 
+    logging.getLogger("drgn").setLevel(logging.WARNING)  # not one line per debug file
     prog = drgn.Program()
     prog.set_qemu_qmp(str(qmp))
     paths = [str(vmlinux), *map(str, modules)]

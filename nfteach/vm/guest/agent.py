@@ -13,8 +13,8 @@ keystroke on the tcp/22 session, as docs/lab-contract.md requires.
 import base64
 import json
 import os
-import pty
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,7 +48,9 @@ def tick():
 
 
 def full_argv(ns, argv):
-    return (["ip", "netns", "exec", "host"] if ns == "host" else []) + list(argv)
+    # stdbuf -oL: stdout line-buffered as on a terminal, so stdout and stderr pieces
+    # come in the order a person at a terminal sees them (same as the live backend)
+    return (["ip", "netns", "exec", "host"] if ns == "host" else []) + ["stdbuf", "-oL"] + list(argv)
 
 
 class Collector:
@@ -64,19 +66,18 @@ class Collector:
 
     def _loop(self):
         sel = selectors.DefaultSelector()
-        sel.register(self.proc.out_m, selectors.EVENT_READ, "out")
-        sel.register(self.proc.err_m, selectors.EVENT_READ, "err")
+        sel.register(self.proc.stdout.fileno(), selectors.EVENT_READ, "out")
+        sel.register(self.proc.stderr.fileno(), selectors.EVENT_READ, "err")
         open_ = 2
         while open_:
             events = sorted(sel.select(), key=lambda e: e[0].data != "out")  # stdout first
             for key, _ in events:
                 try:
                     data = os.read(key.fd, 65536)
-                except OSError:  # EIO: the terminal's last writer has gone
+                except OSError:
                     data = b""
                 if not data:
                     sel.unregister(key.fd)
-                    os.close(key.fd)
                     open_ -= 1
                     continue
                 with self.cond:
@@ -110,42 +111,11 @@ class Collector:
         return True
 
 
-class Proc:
-    """A process whose stdout and stderr are two terminals (ptys), as in an SSH session.
-
-    A terminal makes stdout line-buffered, so ``conntrack -L`` prints its entries before
-    its summary line on stderr, as it does for the article's reader.
-    """
-
-    def __init__(self, ns, argv):
-        self.out_m, out_s = pty.openpty()
-        self.err_m, err_s = pty.openpty()
-        for fd in (out_s, err_s):
-            tty.setraw(fd)
-        try:
-            self.popen = subprocess.Popen(
-                full_argv(ns, argv), stdin=subprocess.DEVNULL, stdout=out_s, stderr=err_s,
-                env=ENV, cwd="/root", start_new_session=True,
-            )
-        except OSError:
-            os.close(self.out_m)
-            os.close(self.err_m)
-            raise
-        finally:
-            os.close(out_s)
-            os.close(err_s)
-        self.pid = self.popen.pid
-
-    def wait(self):
-        return self.popen.wait()
-
-    @property
-    def returncode(self):
-        return self.popen.returncode
-
-
 def popen(ns, argv):
-    return Proc(ns, argv)
+    return subprocess.Popen(
+        full_argv(ns, argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=ENV, cwd="/root", start_new_session=True,
+    )
 
 
 class Agent:
@@ -197,11 +167,10 @@ class Agent:
 
     def op_run(self, req):
         err = tick() if req.get("tick", True) else None
-        try:
-            proc = popen(req.get("ns", "vm"), req["argv"])
-        except FileNotFoundError:
-            name = req["argv"][0]
+        name = req["argv"][0]
+        if not shutil.which(name, path=ENV["PATH"]):
             return {"chunks": [["err", f"{name}: command not found\n"]], "status": 127, "tick": err}
+        proc = popen(req.get("ns", "vm"), req["argv"])
         col = Collector(proc)
         if not col.wait(req.get("timeout_s", 600)):
             os.killpg(proc.pid, signal.SIGKILL)
