@@ -176,7 +176,11 @@ class Parser:
                     raise NftError("nfteach: rule positions (handle/position/index) are not modelled",
                                    (self.tok.start, self.tok.end))
                 self.rule(cmd)
-        cmd.span = (start, self.toks[self.i - 1].end)
+        # nft's location of a whole command reaches one column further for each negative
+        # number in it (measured with nft 1.0.6: `priority -2147483649` -> one extra caret)
+        toks = self.toks[:self.i]
+        negs = sum(1 for a, b in zip(toks, toks[1:]) if a.start >= start and a.text == "-" and b.kind == "num")
+        cmd.span = (start, self.toks[self.i - 1].end + negs)
         return cmd
 
     def table_spec(self, cmd: Command) -> None:

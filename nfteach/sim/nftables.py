@@ -311,7 +311,12 @@ def _err(line: str, e: NftError) -> Output:
                          status=2 if e.msg.startswith("nfteach: ") else 1)
     s, t = e.span
     col = len(line[:s].encode())
-    width = max(1, len(line[s:t].encode())) if t <= len(line) else 1
+    if t <= len(line):
+        width = max(1, len(line[s:t].encode()))
+    elif s == 0:  # a whole command whose location runs past the line end
+        width = len(line.encode()) + (t - len(line))
+    else:
+        width = 1
     return Output.of(stderr=f"Error: {e.msg}\n{line}\n{' ' * col}{'^' * width}\n", status=1)
 
 
