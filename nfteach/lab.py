@@ -37,7 +37,7 @@ class Lab:
         self.history: List[CommandResult] = []
 
     # -- life cycle -------------------------------------------------------------------
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         if not self._started:
             self.backend.start()
             self._started = True
@@ -54,7 +54,7 @@ class Lab:
         self.backend.close()
         self._started = False
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.start()
 
     def __exit__(self, *exc) -> None:

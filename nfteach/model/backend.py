@@ -23,7 +23,7 @@ class Output:
     status: int = 0
 
     @classmethod
-    def of(cls, stdout: str = "", stderr: str = "", status: int = 0) -> "Output":
+    def of(cls, stdout: str = "", stderr: str = "", status: int = 0) -> Output:
         chunks = tuple((s, t) for s, t in (("out", stdout), ("err", stderr)) if t)
         return cls(chunks, status)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 class LabError(Exception):
     """A problem with what the learner asked for, reported as a single line.
 

@@ -16,7 +16,7 @@ STEP = 0.02  # model seconds a command takes (a console round trip)
 class SimJob(Job):
     """A background command on the model; its output is produced when it ends."""
 
-    def __init__(self, backend: "SimBackend", machine: str, argv):
+    def __init__(self, backend: SimBackend, machine: str, argv):
         self.backend, self.machine, self.argv = backend, machine, list(argv)
         self._out = None
 

@@ -49,7 +49,7 @@ class CtTuple:
     sport: int
     dport: int
 
-    def invert(self) -> "CtTuple":
+    def invert(self) -> CtTuple:
         return CtTuple(self.dst, self.src, self.protonum, self.dport, self.sport)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 from ..model.profile import load_profile
 from .conntrack import Conntrack

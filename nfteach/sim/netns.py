@@ -27,7 +27,7 @@ class HookState:
 
     __slots__ = ("hooknum", "pf", "net", "in_dev", "out_dev")
 
-    def __init__(self, hooknum: int, pf: str, net: "Netns", in_dev: str = "", out_dev: str = ""):
+    def __init__(self, hooknum: int, pf: str, net: Netns, in_dev: str = "", out_dev: str = ""):
         self.hooknum = hooknum
         self.pf = pf
         self.net = net
@@ -48,7 +48,7 @@ def ctinfo_state(skb) -> str:
 class Netns:
     """One namespace: its hooks, conntrack table, firewall tables, addresses and sockets."""
 
-    def __init__(self, kernel: "Kernel", name: str, inum: int):
+    def __init__(self, kernel: Kernel, name: str, inum: int):
         self.kernel = kernel
         self.name = name
         self.inum = inum
@@ -56,7 +56,7 @@ class Netns:
         self.xt: Dict[str, object] = {}  # iptables-legacy tables: name -> table
         self.nft: Optional[object] = None  # nftables state, created on first use
         self.addr: Optional[str] = None
-        self.peer: Optional["Netns"] = None
+        self.peer: Optional[Netns] = None
         self.ct = None  # conntrack state (nfteach.sim.conntrack.NetCt), set by the kernel
         self.sysctl: Dict[str, int] = {}
 

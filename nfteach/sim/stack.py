@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-from .netfilter import FAMILIES, LOCAL_IN, LOCAL_OUT, NF_ACCEPT, NF_DROP, NF_STOLEN, POST_ROUTING, PRE_ROUTING
+from .netfilter import (
+    FAMILIES,
+    LOCAL_IN,
+    LOCAL_OUT,
+    NF_ACCEPT,
+    NF_DROP,
+    NF_STOLEN,
+    POST_ROUTING,
+    PRE_ROUTING,
+)
 from .netns import HookState
 from .skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
 
