@@ -18,6 +18,7 @@ from .model.backend import Backend, Job, Output
 from .model.errors import LabError
 from .model.results import CommandResult, Transcript
 
+TOOLS_DIR = "/vagrant/tools"
 _SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "HUP": signal.SIGHUP}
 
 
