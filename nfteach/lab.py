@@ -42,7 +42,19 @@ class Lab:
         if not self._started:
             self.backend.start()
             self._started = True
+            self._install_tools()
         return self
+
+    def _install_tools(self) -> None:
+        """The article's tools at the article's paths (``/vagrant/tools/...``) on the vm."""
+        from importlib import resources
+
+        for entry in resources.files("nfteach.tools").iterdir():
+            if entry.name.endswith((".bt", ".py")) and not entry.name.startswith("_"):
+                try:
+                    self.backend.write_file("vm", f"{TOOLS_DIR}/{entry.name}", entry.read_text())
+                except NotImplementedError:
+                    return
 
     def close(self) -> None:
         for n in list(self.jobs):
