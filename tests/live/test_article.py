@@ -114,3 +114,24 @@ def test_bpftrace_tracepoint_file_and_refusals(lab):
         assert r.status == 2 and "--backend vm" in r.output and r.output.count("\n") == 1
     if not caps.get("kcore"):
         assert "/proc/kcore" in lab.run("drgn").output
+
+
+def test_blocked_session_does_not_hang_the_lab(lab):
+    import time
+
+    lab.run("iptables-legacy -A INPUT -p tcp --dport 22 -j DROP")
+    t0 = time.monotonic()
+    lab.run("conntrack -L")  # this keystroke waits (up to 15 s), then gives up
+    lab.run("conntrack -L")
+    t1 = time.monotonic()
+    lab.run("conntrack -L")  # once failed, only 1 s per command
+    assert time.monotonic() - t1 < 5
+    assert not lab.backend.session.healthy
+    lab.run("iptables-legacy -F INPUT")
+    lab.run("conntrack -L")  # retransmission delivers the bytes; the session recovers
+    for _ in range(5):
+        if lab.backend.keystroke():
+            break
+        time.sleep(1)
+    assert lab.backend.session.healthy
+    assert t1 - t0 < 40

@@ -1,7 +1,7 @@
 """The lab's "sshd": run inside the vm namespace as ``python3 echo_server.py ADDR PORT``.
 
 The first connection accepted is the session: every byte it sends is echoed, and after
-each echo the server waits (up to 2 s) until the peer has ACKed everything it sent
+each echo the server waits (up to 10 s) until the peer has ACKed everything it sent
 (``tcp_info.tcpi_unacked == 0``), then prints ``acked N`` (N = bytes echoed so far) on
 stdout. Every other connection is read until EOF and closed, so ``nc -z ADDR 22`` ends
 in TIME_WAIT. The server exits when its stdin reaches EOF (its lab is gone).
@@ -72,7 +72,7 @@ def main():
                     conn.sendall(data)
                     conn.setblocking(False)
                     echoed += len(data)
-                    deadline = time.monotonic() + 2.0
+                    deadline = time.monotonic() + 10.0
                     while unacked(conn) and time.monotonic() < deadline:
                         time.sleep(0.001)
                     print(f"acked {echoed}" if not unacked(conn) else f"unacked {echoed}", flush=True)

@@ -2,7 +2,7 @@
 ``python3 session_client.py SERVER PORT``.
 
 Connects, prints ``connected SPORT``; then for every line ``k`` on stdin sends one byte,
-waits (up to 2 s) until every byte sent so far has come back, ACKing at once
+waits (up to 10 s) until every byte sent so far has come back, ACKing at once
 (``TCP_QUICKACK`` before each read), and prints ``ok N`` (or ``timeout N``).
 Exits when stdin reaches EOF. Standard library only; run as a script.
 """
@@ -29,7 +29,7 @@ def main():
             continue
         s.sendall(b"k")
         sent += 1
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 10.0
         while got < sent:
             left = deadline - time.monotonic()
             if left <= 0:
