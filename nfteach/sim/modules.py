@@ -57,7 +57,7 @@ class Modules:
         self.table: Dict[str, Dict] = {}
         for name, spec in DEFAULT_MODULES.items():
             self.table[name] = dict(spec)
-        for name, spec in profile.extra.get("modules", {}).items():
+        for name, spec in profile.extra.get("kmod", {}).items():
             self.table.setdefault(name, {}).update(spec)
         self.loaded: Dict[str, Module] = {}  # insertion order = load order
         self.on_load, self.on_unload = on_load, on_unload

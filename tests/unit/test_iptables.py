@@ -133,21 +133,6 @@ def test_names_without_n_real():
         "    0     0 ACCEPT     udp  --  any    any     10.0.0.0/8           192.168.122.204      udp spt:domain\n")
 
 
-def test_1_8_7_prints_protocol_names_and_nft_shows_the_dependency():
-    ns = mk("5.10")
-    ipt(ns, "iptables -A INPUT -p tcp --dport 2570 -j DROP", "nft")
-    ipt(ns, "iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", "nft")
-    # 1.8.7: proto_to_name() even with -n
-    assert "    0     0 DROP       tcp  --  *      *       0.0.0.0/0            0.0.0.0/0            tcp dpt:2570\n" \
-        in ipt(ns, "iptables -L -n -v", "nft").stdout
-    assert nft_main(ns, ["nft", "list", "ruleset"]).text == (
-        "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n"
-        "\t\tmeta l4proto tcp tcp dport 2570 counter packets 0 bytes 0 drop\n"
-        "\t\tct state related,established counter packets 0 bytes 0 accept\n\t}\n}\n")
-    assert ipt(ns, "iptables -V", "nft").stdout == "iptables v1.8.7 (nf_tables)\n"
-    assert ipt(ns, "iptables-legacy --version").stdout == "iptables v1.8.7 (legacy)\n"
-
-
 def test_nft_variant_writes_the_nft_state_real():
     ns = mk()
     for r in RULES[:3]:

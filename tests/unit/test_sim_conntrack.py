@@ -18,8 +18,7 @@ def test_module_loaded_but_no_hooks_until_enable_hooks(sim_lab, kernel):
     lab = sim_lab(kernel)
     r = lab.run("sudo conntrack -L")
     assert r.output.endswith(": 0 flow entries have been shown.\n")
-    ver = "1.4.6" if kernel == "5.10" else "1.4.7"
-    assert r.output.startswith(f"conntrack v{ver} (conntrack-tools)")
+    assert r.output.startswith("conntrack v1.4.7 (conntrack-tools)")  # bookworm userland, as on vm
     lsmod = lab.run("lsmod | grep '^nf_conntrack\\b'").output
     assert re.match(r"^nf_conntrack +\d+  1 nf_conntrack_netlink\n$", lsmod)
     assert "-200" not in lab.run("list-nf-hooks").output  # conntrack -L registered no hooks
