@@ -130,6 +130,9 @@ class NftState:
                   policy: str = "accept") -> NftChain:
         c = NftChain(name, t.alloc_handle(), t, ctype, hooknum, priority, policy)
         if c.base:
+            # some kernels use up more handles per base chain (profile data, measured)
+            for _ in range(int(self.ns.kernel.profile.extra.get("nft", {}).get("base_chain_handles", 1)) - 1):
+                t.alloc_handle()
             self._register(c)
         t.chains[name] = c
         return c
@@ -475,6 +478,10 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
         if cmd.op == "create":
             raise NftError("Could not process rule: File exists", cmd.chain_span)
         if b is not None and (c.type, c.hooknum, c.priority) != spec:
+            # the kernel refuses to change a base chain's hook/priority; which errno it
+            # answers with is kernel data (EEXIST before 6.x-something, EOPNOTSUPP on 6.18)
+            if st.ns.kernel.profile.extra.get("nft", {}).get("chain_update_errno") == "EEXIST":
+                raise NftError("Could not process rule: File exists", cmd.chain_span)
             raise NftError("Could not process rule: Operation not supported", cmd.span)
         if b is not None and "policy" in b:
             c.policy = b["policy"]
