@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         from .vm import cli as vm_cli
 
         vm_cli.add_subcommands(sub)
+        for name in ("vm", "capture"):
+            if name in sub.choices:
+                sub.choices[name].set_defaults(func=vm_cli.run)
     except ImportError:
         pass
     return ap
