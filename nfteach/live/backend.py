@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -39,6 +40,11 @@ MACHINES = ("vm", "host")
 #: tools that need tracefs (bpftrace finds tracepoints and kprobe_events there)
 TRACEFS_TOOLS = ("bpftrace", "cat")
 STDBUF = ["stdbuf", "-oL"]
+#: bpftrace probe names (and short forms) -> the capability that must work
+_BPF_KIND = {"kprobe": "kprobe", "kretprobe": "kprobe", "k": "kprobe", "kr": "kprobe",
+             "kfunc": "kfunc", "kretfunc": "kfunc", "fentry": "kfunc", "fexit": "kfunc",
+             "f": "kfunc", "fr": "kfunc"}
+_BPF_PROBE = re.compile(r"(?:^|[\s,{};/])(kprobe|kretprobe|kfunc|kretfunc|fentry|fexit|kr|k|fr|f):")
 
 
 def kernel_profile(release: Optional[str] = None) -> str:
@@ -143,6 +149,9 @@ class LiveBackend(Backend):
             return Output.of(stderr=f"nfteach: {e}\n", status=127)
         except LabError as e:
             return Output.of(stderr=f"nfteach: {e}\n", status=2)
+        refusal = self._bpftrace_refusal(argv)
+        if refusal:
+            return Output.of(stderr=f"nfteach: {refusal}\n", status=2)
         self.keystroke()
         name = argv[0]
         if name in ("modprobe", "rmmod"):
@@ -160,6 +169,9 @@ class LiveBackend(Backend):
         commands.check(argv)  # LabError -> the lab reports it as one line
         if argv[0] in commands.EMULATED + commands.PROBED:
             raise LabError(f"{argv[0]} cannot run in the background on the live backend", token=argv[0])
+        refusal = self._bpftrace_refusal(argv)
+        if refusal:
+            raise BackendUnavailable(refusal, token="bpftrace")
         self.keystroke()
         job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process)
         self.ns.record_process(job.pid)
@@ -230,6 +242,33 @@ class LiveBackend(Backend):
         o = self._nft_all(notes.BUILTIN_ENABLE_HOOKS_NFT)
         self._ct_emulated = o.status == 0
         return Output(tuple(self._note()) + o.chunks, o.status)
+
+    def _bpftrace_refusal(self, argv: List[str]) -> Optional[str]:
+        """A one-line reason when a bpftrace program uses probe types that do not attach here."""
+        if argv[0] != "bpftrace":
+            return None
+        texts = []
+        for i, a in enumerate(argv[1:], 1):
+            if argv[i - 1] == "-e":
+                texts.append(a)
+            elif a in self.files:
+                with open(self.files[a]) as f:
+                    texts.append(f.read())
+            elif a.endswith(".bt") and os.path.isfile(a):
+                texts.append(open(a).read())
+        kinds = set()
+        for t in texts:
+            for m in _BPF_PROBE.finditer(t):
+                kinds.add(_BPF_KIND[m.group(1)])
+        if not kinds:
+            return None
+        works = capability.bpftrace_cached()
+        bad = sorted(k for k in kinds if works.get(k) is not True)
+        if not bad:
+            return None
+        why = {"kprobe": "kprobes do not attach on this kernel (no kprobe_events: CONFIG_KPROBES off)",
+               "kfunc": "kfunc/fentry probes are not available with this kernel and bpftrace"}
+        return f"bpftrace: {'; '.join(why[k] for k in bad)}; run it with --backend vm"
 
     def caps(self) -> dict:
         if self._caps is None:

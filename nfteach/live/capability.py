@@ -213,3 +213,10 @@ def probe_cached() -> dict:
     if "quick" not in _CACHE:
         _CACHE["quick"] = probe(quick=True)
     return _CACHE["quick"]
+
+
+def bpftrace_cached() -> Dict[str, object]:
+    """``bpftrace_probe_types()`` once per process."""
+    if "bpftrace" not in _CACHE:
+        _CACHE["bpftrace"] = bpftrace_probe_types()
+    return _CACHE["bpftrace"]
