@@ -148,6 +148,10 @@ class Lab:
             return Output.of(stderr=notes.unknown_command(name) + "\n", status=127)
         if p.background:
             job = self.backend.spawn(p.machine, p.argv)
+            if job.done():
+                # it ended at once (a probe that cannot attach, a refused facility): its
+                # output belongs to this step, as a terminal would show it straight away
+                return job.wait(timeout=5)
             n = self._next_job
             self._next_job += 1
             self.jobs[n] = job
