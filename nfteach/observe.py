@@ -341,6 +341,53 @@ class CtLifecycle(_Graphable):
         return lifecycle_graph(self)
 
 
+# -- two kernels side by side ------------------------------------------------------------
+@dataclass(frozen=True)
+class Comparison(_Graphable):
+    """The same scenario on two kernel profiles (``left``/``right``: two ``HookChain``s or
+    two ``PacketPath``s); names only one kernel uses are marked."""
+
+    left: object
+    right: object
+
+    @property
+    def kernel(self) -> str:
+        return f"{self.left.kernel} vs {self.right.kernel}"
+
+    def only_left(self) -> List[str]:
+        return sorted(_names(self.left) - _names(self.right))
+
+    def only_right(self) -> List[str]:
+        return sorted(_names(self.right) - _names(self.left))
+
+    def graph(self):
+        from .render.graphs import compare_graph, hooks_graph
+        from .render.paths import path_graph
+
+        build = hooks_graph if isinstance(self.left, HookChain) else path_graph
+        return compare_graph(self.left, self.right, lambda r, g, p, c: build(r, g=g, prefix=p, changed=c), _names)
+
+
+def _names(res) -> set:
+    if isinstance(res, HookChain):
+        return {c.function for c in res.all()}
+    return {e.function for p in res.packets for e in p.steps}
+
+
+def compare(script: str, line: Optional[str] = None, kernels: Tuple[str, str] = ("5.10", "6.18"),
+            machine: str = "vm") -> Comparison:
+    """Run ``script`` on two sim labs (two kernel profiles); compare the hook chains of
+    ``machine``, or, with ``line``, the paths of that command's packets."""
+    from .lab import Lab
+
+    out = []
+    for k in kernels:
+        with Lab("sim", kernel=k) as lab:
+            lab.script(script)
+            out.append(path(lab, line) if line else hooks(lab, machine))
+    return Comparison(out[0], out[1])
+
+
 # -- running a command under observation --------------------------------------------------
 def _session_ports(k) -> Tuple[int, ...]:
     s = getattr(k.stack, "session", None)

@@ -232,13 +232,20 @@ def compare_graph(left, right, build, names) -> graphviz.Digraph:
     """Two results side by side (``build(result, g, prefix, changed)`` draws one); names
     that only one side has are marked ≠ in red."""
     ln, rn = names(left), names(right)
-    g = new_graph("compare", rankdir="LR",
+    grid = getattr(left, "lanes", None) is not None
+    g = new_graph("compare", rankdir="LR" if grid else "TB",
                   label=f"Kernel {left.kernel} and kernel {right.kernel}, side by side (≠: named differently)")
-    g.attr("graph", newrank="false")
     kinds: List[str] = []
-    for res, pfx, changed in ((left, "a_", ln - rn), (right, "b_", rn - ln)):
+    sides = ((left, "a_", ln - rn), (right, "b_", rn - ln))
+    if grid:
+        sides = sides[::-1]  # hook grids are LR: rows stack bottom-up in declaration order
+    for res, pfx, changed in sides:
         with g.subgraph(name=f"cluster_{pfx}side") as side:
             side.attr(label=f"<<b>kernel {esc(res.kernel)}</b>>", style="rounded", color="#9ca3af", fontsize="14")
             build(res, side, pfx, changed)
-        kinds.extend(getattr(c, "kind", "other") for c in getattr(res, "all", lambda: [])())
+        if grid:
+            kinds.extend(c.kind for c in res.all())
+        else:
+            kinds.extend(e.kind_of_owner for p in res.packets for e in p.steps)
+    add_legend(g, kinds or ["conntrack"], prefix="k_")
     return g
