@@ -128,6 +128,7 @@ class RuleEditor(_Panel):
         self.button = W.Button(description="apply", button_style="warning")
         self.button.on_click(lambda _b: self.apply())
         self.transcript = W.HTML("")
+        self.transcript_text = ""
         self.children = [W.HBox([self.frontend, self.action]), W.HBox([self.table, self.chain]),
                          W.HBox([self.hook, self.priority, self.stop]), W.HBox([self.dport, self.verdict]),
                          W.HBox([self.button, self.status]), self.error, self.transcript, self.picture]
@@ -168,7 +169,8 @@ class RuleEditor(_Panel):
         before = observe.hooks(self.lab)
         results = [self._run(a) for a in cmds]
         after = observe.hooks(self.lab)
-        self.transcript.value = _pre("".join(str(r) for r in results if r is not None))
+        self.transcript_text = "".join(str(r) for r in results if r is not None)
+        self.transcript.value = _pre(self.transcript_text)
         changed = before.lanes != after.lanes
         self.status.value = "hooks changed" if changed else "hooks unchanged"
         self.picture.value = after.svg()
