@@ -8,13 +8,12 @@ from . import cmd_conntrack, cmd_misc, cmd_modules
 
 LATER = {
     "ip": "ip (iproute2) is not modelled by the simulator; the lab's addresses are in docs/lab-contract.md; use --backend live or vm",
-    "drgn": "drgn is not available in the simulator yet; use --backend vm (or live where /proc/kcore and debug info exist)",
     "bpftrace": "bpftrace is not available in the simulator yet; use --backend vm (kprobes) or --backend live (tracepoints)",
     "trace-cmd": "trace-cmd is not available in the simulator yet; use --backend vm",
 }
 
 SUPPORTED = ("conntrack", "iptables", "iptables-legacy", "iptables-nft", "nft", "modprobe", "rmmod",
-             "lsmod", "modinfo", "nc", "sysctl", "list-nf-hooks", "cat", "dmesg", "uname")
+             "lsmod", "modinfo", "nc", "sysctl", "list-nf-hooks", "cat", "dmesg", "uname", "drgn")
 
 
 def _iptables(kernel, ns, argv) -> Output:
@@ -40,6 +39,12 @@ def _nft(kernel, ns, argv) -> Output:
     return nft_run(ns, argv)
 
 
+def _drgn(kernel, ns, argv) -> Output:
+    from ..introspect.drgn_cli import sim_drgn
+
+    return sim_drgn(kernel, ns, argv)
+
+
 def _uname(kernel, ns, argv) -> Output:
     if argv[1:] == ["-r"]:
         return Output.of(stdout=kernel.profile.uname_r + "\n")
@@ -62,6 +67,7 @@ TABLE: Dict[str, Callable] = {
     "dmesg": cmd_misc.dmesg,
     "list-nf-hooks": cmd_misc.list_nf_hooks,
     "uname": _uname,
+    "drgn": _drgn,
 }
 
 
