@@ -14,21 +14,43 @@ STEP = 0.02  # model seconds a command takes (a console round trip)
 
 
 class SimJob(Job):
-    """A background command on the model; its output is produced when it ends."""
+    """A background command on the model; its output is produced when it ends.
+
+    ``bpftrace`` attaches its probes when the job starts, so what runs meanwhile fires them;
+    its output (BEGIN, printf, maps) comes when it is killed or calls ``exit()``.
+    """
 
     def __init__(self, backend: SimBackend, machine: str, argv):
         self.backend, self.machine, self.argv = backend, machine, list(argv)
         self._out = None
+        self._session = None
+        if self.argv and self.argv[0].rsplit("/", 1)[-1] == "bpftrace":
+            from .trace.bpftrace import start
+
+            k = backend.k
+            self._session = start(k, self.argv, backend.files)
 
     def signal(self, signum: int) -> None:
         if self._out is None:
-            self._out = self.backend.run(self.machine, self.argv)
+            if self._session is not None:
+                if signum == signal.SIGKILL:  # no chance to print the maps
+                    self._session.finish(print_maps=False)
+                self._out = self._session.stop()
+            else:
+                self._out = self.backend.run(self.machine, self.argv)
             if signum not in (signal.SIGINT, signal.SIGTERM):
                 self._out = Output(self._out.chunks, 128 + signum)
 
     def wait(self, timeout=None) -> Output:
         if self._out is None:
-            self._out = self.backend.run(self.machine, self.argv)
+            if self._session is not None:
+                if not self._session.done:
+                    from .trace.bpftrace import bpftrace_wait
+
+                    return bpftrace_wait(self.backend.k, self._session)
+                self._out = self._session.output()
+            else:
+                self._out = self.backend.run(self.machine, self.argv)
         return self._out
 
 
@@ -48,6 +70,7 @@ class SimBackend(Backend):
         if self.k is not None:
             return
         self.k = Kernel(self.kernel, seed=self.seed)
+        self.k.files = self.files  # the lab's files (bpftrace programs) as the model's commands see them
         self.k.stack.start_session(self.k.netns("host"), self.k.netns("vm"))
         self.k.advance(1.0)
 

@@ -8,8 +8,6 @@ from . import cmd_conntrack, cmd_misc, cmd_modules
 
 LATER = {
     "ip": "ip (iproute2) is not modelled by the simulator; the lab's addresses are in docs/lab-contract.md; use --backend live or vm",
-    "bpftrace": "bpftrace is not available in the simulator yet; use --backend vm (kprobes) or --backend live (tracepoints)",
-    "trace-cmd": "trace-cmd is not available in the simulator yet; use --backend vm",
 }
 
 SUPPORTED = ("conntrack", "iptables", "iptables-legacy", "iptables-nft", "nft", "modprobe", "rmmod",
@@ -45,6 +43,26 @@ def _drgn(kernel, ns, argv) -> Output:
     return sim_drgn(kernel, ns, argv)
 
 
+def _bpftrace(kernel, ns, argv) -> Output:
+    from .trace.bpftrace import bpftrace_main
+
+    return bpftrace_main(kernel, ns, argv, getattr(kernel, "files", {}))
+
+
+def _trace_cmd(kernel, ns, argv) -> Output:
+    from .trace.ftrace import trace_cmd
+
+    return trace_cmd(kernel, ns, argv)
+
+
+def _cat(kernel, ns, argv) -> Output:
+    from .trace.ftrace import TRACE_FILES, cat_trace
+
+    if len(argv) == 2 and argv[1] in TRACE_FILES:
+        return cat_trace(kernel, argv[1])
+    return cmd_misc.cat(kernel, ns, argv)
+
+
 def _uname(kernel, ns, argv) -> Output:
     if argv[1:] == ["-r"]:
         return Output.of(stdout=kernel.profile.uname_r + "\n")
@@ -63,7 +81,9 @@ TABLE: Dict[str, Callable] = {
     "rmmod": lambda k, ns, argv: cmd_modules.rmmod(k, ns, argv, nft_run),
     "nc": cmd_misc.nc,
     "sysctl": cmd_misc.sysctl,
-    "cat": cmd_misc.cat,
+    "cat": _cat,
+    "bpftrace": _bpftrace,
+    "trace-cmd": _trace_cmd,
     "dmesg": cmd_misc.dmesg,
     "list-nf-hooks": cmd_misc.list_nf_hooks,
     "uname": _uname,
@@ -80,4 +100,10 @@ def dispatch(kernel, ns, argv) -> Output:
         shown = name if len(name) <= 40 else name[:37] + "..."
         return Output.of(stderr=f"nfteach: {shown!r} is not a command the simulator models; "
                          f"supported: {', '.join(SUPPORTED)}\n", status=127)
-    return fn(kernel, ns, [name, *argv[1:]])
+    st = getattr(kernel, "_trace", None)  # tracing: the task a probe sees (comm, pid)
+    prev = st.enter_task(name) if st is not None else None
+    try:
+        return fn(kernel, ns, [name, *argv[1:]])
+    finally:
+        if st is not None:
+            st.leave_task(prev)

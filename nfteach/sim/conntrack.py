@@ -314,7 +314,8 @@ class Conntrack:
     def resolve_normal_ct(self, net, skb, state) -> Optional[int]:
         with self._t("resolve_normal_ct"):
             with self._t("nf_ct_get_tuple"):
-                t = CtTuple(skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport)
+                with self._t("nf_ct_get_tuple_ports"):
+                    t = CtTuple(skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport)
             with self._t("hash_conntrack_raw"):
                 hash_conntrack_raw(t)
             with self._t("__nf_conntrack_find_get"):
@@ -352,7 +353,7 @@ class Conntrack:
         return ct.confirmed and ct.timeout <= self.kernel.now
 
     def init_conntrack(self, net, t: CtTuple, skb) -> Optional[NfConn]:
-        with self._t("init_conntrack"):
+        with self._t("init_conntrack", skb=skb):
             with self._t("nf_ct_invert_tuple"):
                 pass
             ct = self.__nf_conntrack_alloc(net, t)
@@ -395,13 +396,13 @@ class Conntrack:
         return False
 
     def nf_ct_add_to_unconfirmed_list(self, ct: NfConn) -> None:
-        with self._t("nf_ct_add_to_unconfirmed_list"):
+        with self._t("nf_ct_add_to_unconfirmed_list", ct=ct):
             ct.net.ct.unconfirmed[ct.cpu].append(ct)
             ct.on_unconfirmed = True
 
     def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
         name = self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list"
-        with self._t(name):
+        with self._t(name, ct=ct):
             lst = ct.net.ct.unconfirmed[ct.cpu]
             if ct in lst:
                 lst.remove(ct)
@@ -479,13 +480,13 @@ class Conntrack:
             self.nf_conntrack_destroy(ct)
 
     def nf_conntrack_destroy(self, ct: NfConn) -> None:
-        with self._t("nf_conntrack_destroy"):
-            with self._t(self.profile.fn("destroy") or "destroy_conntrack"):
+        with self._t("nf_conntrack_destroy", ct=ct):
+            with self._t(self.profile.fn("destroy") or "destroy_conntrack", ct=ct):
                 self.nf_ct_del_from_dying_or_unconfirmed_list(ct)
                 self.nf_conntrack_free(ct)
 
     def nf_conntrack_free(self, ct: NfConn) -> None:
-        with self._t("nf_conntrack_free"):
+        with self._t("nf_conntrack_free", ct=ct):
             ct.net.ct.count -= 1
 
     def _skb_put(self, skb) -> None:

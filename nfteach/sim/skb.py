@@ -75,5 +75,27 @@ class Skb:
         return ip + tcp + bytes(self.options_len)
 
 
+    #: headroom before the MAC header in the skb's linear buffer (model choice, like NET_SKB_PAD)
+    HEADROOM = 64
+    #: MAC addresses of the lab's veth pair (model choice; only visible to tracing)
+    MACS = {"192.168.122.204": b"\x02\x00\xc0\xa8\x7a\xcc", "192.168.122.1": b"\x02\x00\xc0\xa8\x7a\x01"}
+
+    def linear(self):
+        """The skb's linear buffer as real bytes, and where its headers start.
+
+        Returns ``(buffer, layout)``: ``buffer`` is what ``skb->head`` points to (headroom,
+        Ethernet header, IPv4 header, TCP header with options, payload), ``layout`` the
+        offsets from ``head`` the kernel keeps in ``mac_header``, ``network_header``,
+        ``transport_header`` (and ``data``: the IP header, as in ``ip_rcv``).
+        """
+        mac = self.HEADROOM
+        eth = (self.MACS.get(self.daddr, bytes(6)) + self.MACS.get(self.saddr, bytes(6)) + b"\x08\x00")
+        hdr = self.headers()
+        buf = bytes(self.HEADROOM) + eth + hdr + bytes(self.payload)
+        nh = mac + 14
+        return buf, {"mac_header": mac, "network_header": nh, "transport_header": nh + 20,
+                     "data": nh, "mac_len": 14}
+
+
 def _aton(a: str) -> bytes:
     return bytes(int(x) for x in a.split("."))

@@ -75,7 +75,7 @@ class Stack:
         state = HookState(hooknum, "ipv4", ns, in_dev, out_dev)
         with self._t("nf_hook_slow", skb=skb, hook=hooknum):
             for ops in list(entries):
-                with self._t(ops.hook, skb=skb, priority=ops.priority, owner=ops.owner):
+                with self._t(ops.hook, skb=skb, state=state, priority=ops.priority, owner=ops.owner):
                     verdict = ops.fn(skb, state) if ops.fn else NF_ACCEPT
                 if self.record:
                     self.packets.append((self.k.now, ns.name, hooknum, ops, verdict, skb))
@@ -95,7 +95,8 @@ class Stack:
         skb.freed = reason
 
     def consume_skb(self, skb: Skb) -> None:
-        self.k.conntrack.skb_release(skb)
+        with self._t("consume_skb", skb=skb):
+            self.k.conntrack.skb_release(skb)
         skb.freed = "consumed"
 
     # -- receive --------------------------------------------------------------------------
@@ -129,13 +130,14 @@ class Stack:
 
     def dev_xmit(self, ns, skb: Skb) -> None:
         """veth: ``skb_scrub_packet`` drops the conntrack reference, then the peer receives."""
-        peer = self.peer.get(ns.name)
-        self.consume_skb(skb)
-        if peer is None:
-            return
-        rx = Skb(skb.saddr, skb.daddr, skb.sport, skb.dport, skb.flags, skb.seq, skb.ack_seq,
-                 skb.payload, skb.options_len, skb.protocol, skb.ttl, skb.window)
-        self.k.schedule(LINK_LATENCY, self.ip_rcv, peer, rx)
+        with self._t("__dev_queue_xmit", skb=skb):
+            peer = self.peer.get(ns.name)
+            self.consume_skb(skb)
+            if peer is None:
+                return
+            rx = Skb(skb.saddr, skb.daddr, skb.sport, skb.dport, skb.flags, skb.seq, skb.ack_seq,
+                     skb.payload, skb.options_len, skb.protocol, skb.ttl, skb.window)
+            self.k.schedule(LINK_LATENCY, self.ip_rcv, peer, rx)
 
     # -- TCP ------------------------------------------------------------------------------
     def listen(self, ns, port: int, role: str = "server") -> None:
@@ -241,7 +243,8 @@ class Stack:
         sock = Sock(ns, ns.addr, self.ephemeral_port(ns), daddr, dport, "SYN_SENT", role)
         sock.snd_nxt = self.k.rng.randrange(1 << 30)
         self.socks[sock.key] = sock
-        self._syn(sock, sock.snd_nxt, RTO_INIT)
+        with self._t("tcp_v4_connect"):
+            self._syn(sock, sock.snd_nxt, RTO_INIT)
         return sock
 
     def _syn(self, sock: Sock, isn: int, rto: float) -> None:
@@ -260,7 +263,8 @@ class Stack:
     def close(self, sock: Sock) -> None:
         if sock.state == "ESTABLISHED":
             sock.state = "FIN_WAIT1"
-            self._send(sock, FIN | ACK)
+            with self._t("tcp_close"):
+                self._send(sock, FIN | ACK)
         elif sock.state == "SYN_SENT":
             sock.state = "CLOSED"
             self.socks.pop(sock.key, None)
@@ -283,7 +287,8 @@ class Stack:
         c, _ = self.session
         if c.state != "ESTABLISHED":
             return
-        self._send(c, PSH | ACK, payload=1)
+        with self._t("tcp_sendmsg"):
+            self._send(c, PSH | ACK, payload=1)
         self.k.settle(0.001)
 
 

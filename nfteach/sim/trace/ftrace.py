@@ -1,0 +1,202 @@
+"""ftrace on the simulator: tracefs state, the function_graph tracer, ``trace-cmd``, ``cat trace``.
+
+The function_graph recorder listens to the model's tracer. Durations come from a model
+clock that advances by a fixed cost per function (:data:`kdata.COSTS_NS`, overridable in
+``[trace.costs]``), so the same run always prints the same numbers. The text is what
+``kernel/trace/trace_functions_graph.c`` prints (duration column, ``+``/``!`` marks,
+two spaces of indent per level, module tags, task switch separators).
+
+>>> from nfteach.sim.trace.ftrace import graph_duration
+>>> graph_duration(573), graph_duration(15847)
+('  0.573 us    |  ', '+ 15.847 us   |  ')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ...model.backend import Output
+from .kdata import ENTRY_NS, KData
+from .result import TraceEvent, TraceResult
+from .state import trace_state
+
+TRACE_FILES = ("/sys/kernel/debug/tracing/trace", "/sys/kernel/tracing/trace")
+_MARKS = ((1000000000, "$"), (100000000, "@"), (10000000, "*"), (1000000, "#"), (100000, "!"), (10000, "+"))
+
+
+def graph_duration(ns: Optional[int]) -> str:
+    """The DURATION column of a function_graph line (``print_graph_duration``)."""
+    if ns is None:
+        return "              |  "
+    mark = next((m for v, m in _MARKS if ns > v), " ")
+    usecs, rem = divmod(ns, 1000)
+    s = str(usecs)
+    n = len(s)
+    if n < 7:
+        frac = f"{rem:03d}"[: min(5, 8 - n) - 1]
+        s += "." + frac
+        n += len(frac) + 1
+    s += " us " + " " * max(0, 8 - n)
+    return f"{mark} {s}|  "
+
+
+def _proc(comm: str, pid: int) -> str:
+    comm = comm[:7]
+    text = f"{comm}-{pid}"
+    spaces = max(0, 14 - len(text))
+    return " " * (spaces // 2) + text + " " * (spaces - spaces // 2)
+
+
+@dataclass
+class _Open:
+    symbol: str
+    model: str
+    start: int
+    index: int          # position of the entry record
+    children: bool = False
+
+
+@dataclass
+class Tracefs:
+    """The tracing directory of one kernel (one instance: the top-level one)."""
+
+    kernel: object
+    tracer: str = "nop"
+    tracing_on: bool = True
+    graph_functions: List[str] = field(default_factory=list)
+    records: List[TraceEvent] = field(default_factory=list)
+    clock: int = 0
+    _open: List[_Open] = field(default_factory=list)
+    _listening: bool = False
+
+    @property
+    def kd(self) -> KData:
+        return KData(self.kernel.profile)
+
+    def set_tracer(self, name: str, graph: List[str]) -> None:
+        self.reset()
+        self.tracer = name
+        self.graph_functions = list(graph)
+        self.tracing_on = True
+        self._kd = self.kd
+        if not self._listening:
+            self.kernel.tracer.listeners.append(self.on_event)
+            self._listening = True
+
+    def reset(self) -> None:
+        if self._listening:
+            self.kernel.tracer.listeners.remove(self.on_event)
+            self._listening = False
+        self.tracer, self.graph_functions, self.records, self._open = "nop", [], [], []
+        self.tracing_on = True
+
+    # recording ---------------------------------------------------------------------------
+    def on_event(self, ev) -> None:
+        if not self.tracing_on or self.tracer != "function_graph":
+            return
+        kd = self._kd
+        sym = kd.symbol(ev.function)
+        if sym is None:
+            return
+        if ev.kind == "entry":
+            self.clock += ENTRY_NS
+            if not self._open and self.graph_functions and sym not in self.graph_functions:
+                return
+            if self._open:
+                self._open[-1].children = True
+            st = trace_state(self.kernel)
+            rec = TraceEvent(self.kernel.now, ev.cpu, "entry", sym, len(self._open), dict(ev.args),
+                             module=kd.module(sym), comm=st.comm, pid=st.pid, model=ev.function)
+            self.records.append(rec)
+            self._open.append(_Open(sym, ev.function, self.clock, len(self.records) - 1))
+        else:
+            if not self._open or self._open[-1].model != ev.function:
+                return
+            self.clock += kd.cost(ev.function)
+            o = self._open.pop()
+            dur = self.clock - o.start
+            entry = self.records[o.index]
+            if not o.children:
+                self.records[o.index] = entry.replace(kind="leaf", duration_ns=dur)
+            else:
+                self.records.append(entry.replace(kind="exit", duration_ns=dur, time=self.kernel.now))
+
+    def result(self) -> TraceResult:
+        return TraceResult(list(self.records), self.kernel.profile.ncpus, self.tracer)
+
+    # text --------------------------------------------------------------------------------
+    def text(self) -> str:
+        if self.tracer == "function_graph":
+            return self.result().text()
+        return nop_header(self.kernel.profile)
+
+
+def nop_header(profile) -> str:
+    old = profile.extra.get("trace", {}).get("nop_header", "6") == "5.10"
+    sp = "  "
+    if old:
+        rows = ["  _-----=> irqs-off", " / _----=> need-resched", "| / _---=> hardirq/softirq",
+                "|| / _--=> preempt-depth", "||| /     delay"]
+        task = f"#           TASK-PID  {sp} CPU#  ||||   TIMESTAMP  FUNCTION\n"
+        bars = f"#              | |    {sp}   |   ||||      |         |\n"
+    else:
+        rows = ["  _-----=> irqs-off/BH-disabled", " / _----=> need-resched", "| / _---=> hardirq/softirq",
+                "|| / _--=> preempt-depth", "||| / _-=> migrate-disable", "|||| /     delay"]
+        task = f"#           TASK-PID  {sp} CPU#  |||||  TIMESTAMP  FUNCTION\n"
+        bars = f"#              | |    {sp}   |   |||||     |         |\n"
+    head = f"# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:{profile.ncpus}\n#\n"
+    return head + "".join(f"#                            {sp}{r}\n" for r in rows) + task + bars + "\n"
+
+
+def tracefs(kernel) -> Tracefs:
+    st = trace_state(kernel)
+    if st.ftrace is None:
+        st.ftrace = Tracefs(kernel)
+    return st.ftrace
+
+
+# -- commands -------------------------------------------------------------------------------
+def trace_cmd(kernel, ns, argv) -> Output:
+    kd = KData(kernel.profile)
+    if not kd.function_graph:
+        return Output.of(stderr=f"nfteach: trace-cmd: the ftrace function tracers are not available on this "
+                         f"kernel ({kernel.profile.name}, as on the live backend); run it with --backend vm\n", status=2)
+    sub = argv[1] if len(argv) > 1 else ""
+    fs = tracefs(kernel)
+    if sub == "start":
+        plugin, graph, i = None, [], 2
+        while i < len(argv):
+            a = argv[i]
+            if a == "-p" and i + 1 < len(argv):
+                plugin = argv[i + 1]
+                i += 2
+            elif a == "-g" and i + 1 < len(argv):
+                graph.append(argv[i + 1])
+                i += 2
+            else:
+                return Output.of(stderr=f"nfteach: trace-cmd start: option {a!r} is not modelled "
+                                 "(supported: -p function_graph, -g FUNCTION)\n", status=2)
+        if plugin not in ("function_graph", "nop"):
+            return Output.of(stderr=f"nfteach: trace-cmd start: plugin {plugin!r} is not modelled "
+                             "(supported: -p function_graph)\n", status=2)
+        known = {kd.symbol(f) for f in trace_state(kernel).known_functions(kernel)} - {None}
+        for g in graph:
+            if g not in known:
+                return Output.of(stderr=f"nfteach: trace-cmd: the simulator does not run {g} on kernel "
+                                 f"{kernel.profile.name}; -g takes one of: {', '.join(sorted(known))}\n", status=2)
+        fs.set_tracer(plugin, graph)
+        return Output.of(stdout=f"  plugin '{plugin}'\n")
+    if sub == "stop":
+        fs.tracing_on = False
+        return Output.of()
+    if sub == "reset":
+        fs.reset()
+        return Output.of()
+    if sub == "show":
+        return Output.of(stdout=fs.text())
+    return Output.of(stderr=f"nfteach: trace-cmd {sub or ''}: not modelled (supported: start -p function_graph "
+                     "-g F, stop, show, reset)\n".replace(" :", ":"), status=2)
+
+
+def cat_trace(kernel, path: str) -> Output:
+    return Output.of(stdout=tracefs(kernel).text())

@@ -1,0 +1,125 @@
+"""What a trace on the simulator needs from the kernel profile, and the kernel stack.
+
+Profile tables (``nfteach/model/profiles/*.toml``, all under ``[trace...]``):
+
+* ``[trace]`` flags: ``function_graph``, ``kprobes``, ``kprobe_offset`` (``+1`` of a kprobe
+  frame), ``tracefs``, ``bpftrace_preamble``, ``kprobe_missing`` (what bpftrace prints for a
+  function this kernel does not have), ``absent`` (functions this kernel does not have).
+* ``[trace.symbols]`` model function -> kernel symbol (``init_conntrack.constprop.0``).
+* ``[trace.modules]`` kernel symbol -> module (``[nf_conntrack]`` in function_graph).
+* ``[trace.hidden]`` ``functions``: modelled functions the compiler inlined on this kernel
+  (invisible to function_graph, kprobes and stacks).
+* ``[trace.kstack]`` ``skip`` (frames a stack does not show: tail calls), ``offsets``
+  (``"caller>callee" = return-address offset``), ``tracepoint_sites`` (top frame of a
+  tracepoint), ``rx`` (frames below the receive path) and ``tx.<cause>`` (the sender's frames).
+* ``[trace.tracepoints.<name>]`` fields of a tracepoint, ``[trace.drop_reasons]``.
+* ``[trace.costs]`` nanoseconds per function for function_graph durations (model clock).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+#: function_graph cost of a function itself (ns, model clock), unless the profile says otherwise.
+DEFAULT_COST_NS = 180
+COSTS_NS = {
+    "ipv4_conntrack_defrag": 240, "ipv4_conntrack_in": 310, "nf_conntrack_in": 420, "get_l4proto": 160,
+    "nf_ct_get_tuple": 230, "nf_ct_get_tuple_ports": 150, "hash_conntrack_raw": 290,
+    "__nf_conntrack_find_get": 340, "init_conntrack": 520, "nf_ct_invert_tuple": 140,
+    "__nf_conntrack_alloc": 1350, "nf_ct_add_to_unconfirmed_list": 210, "nf_conntrack_tcp_packet": 880,
+    "nf_conntrack_handle_packet": 120, "ipv4_confirm": 260, "__nf_conntrack_confirm": 940,
+    "nf_hook_slow": 200, "kfree_skb": 380, "kfree_skb_reason": 380, "skb_release_head_state": 160,
+    "nf_conntrack_destroy": 120, "destroy_conntrack": 450, "nf_ct_destroy": 450,
+    "nf_ct_del_from_dying_or_unconfirmed_list": 190, "nf_conntrack_free": 610, "ipv4_conntrack_local": 300,
+}
+ENTRY_NS = 60  # tracer overhead between a function's entry and its first child
+
+#: kprobe argument lists (arg0, arg1, ...) of the kernel functions the model runs
+SIGNATURES = {
+    "ip_rcv": ("skb", "dev", "pt", "orig_dev"), "ip_rcv_finish": ("net", "sk", "skb"),
+    "ip_local_deliver": ("skb",), "ip_local_deliver_finish": ("net", "sk", "skb"),
+    "nf_hook_slow": ("skb", "state", "e", "s"), "kfree_skb": ("skb",), "kfree_skb_reason": ("skb", "reason"),
+    "consume_skb": ("skb",), "skb_release_head_state": ("skb",), "nf_conntrack_in": ("skb", "state"),
+    "nf_conntrack_destroy": ("ct",), "destroy_conntrack": ("ct",), "nf_ct_destroy": ("ct",),
+    "nf_ct_del_from_dying_or_unconfirmed_list": ("ct",), "nf_ct_add_to_unconfirmed_list": ("ct",),
+    "tcp_v4_rcv": ("skb",), "__ip_local_out": ("net", "sk", "skb"), "ip_output": ("net", "sk", "skb"),
+    "__dev_queue_xmit": ("skb", "sb_dev"), "nf_conntrack_free": ("ct",), "nf_ct_delete": ("ct", "portid", "report"),
+    "__nf_conntrack_confirm": ("skb",), "tcp_v4_send_reset": ("sk", "skb"),
+}
+HOOK_SIGNATURE = ("priv", "skb", "state")
+
+
+class KData:
+    """The ``[trace]`` data of one kernel profile."""
+
+    def __init__(self, profile):
+        self.profile = profile
+        t = profile.extra.get("trace", {})
+        self.t = t
+        self.symbols: Dict[str, str] = dict(t.get("symbols", {}))
+        self.modules: Dict[str, str] = dict(t.get("modules", {}))
+        self.hidden = set(t.get("hidden", {}).get("functions", []))
+        self.absent = set(t.get("absent", []))
+        ks = t.get("kstack", {})
+        self.skip = set(ks.get("skip", []))
+        self.offsets: Dict[str, int] = dict(ks.get("offsets", {}))
+        self.tp_sites: Dict[str, str] = dict(ks.get("tracepoint_sites", {}))
+        self.rx: List[str] = list(ks.get("rx", []))
+        self.tx: Dict[str, List[str]] = {k: list(v) for k, v in ks.get("tx", {}).items()}
+        self.tracepoints: Dict[str, Dict[str, str]] = dict(t.get("tracepoints", {}))
+        self.drop_reasons: Dict[str, int] = dict(t.get("drop_reasons", {}))
+        self.costs: Dict[str, int] = {**COSTS_NS, **t.get("costs", {})}
+        self.function_graph: bool = bool(t.get("function_graph", True))
+        self.kprobes: bool = bool(t.get("kprobes", True))
+        self.kprobe_offset: int = int(t.get("kprobe_offset", 1))
+        self.tracefs: str = t.get("tracefs", "/sys/kernel/tracing")
+        self.preamble: str = t.get("bpftrace_preamble", "")
+        self.kprobe_missing: List[str] = list(t.get("kprobe_missing", []))
+
+    # names -------------------------------------------------------------------------------
+    def symbol(self, model_name: str) -> Optional[str]:
+        """The kernel symbol of a modelled function, None if this kernel has none (inlined/absent)."""
+        if model_name in self.hidden or model_name in self.absent:
+            return None
+        return self.symbols.get(model_name, model_name)
+
+    def model_name(self, symbol: str) -> str:
+        for m, s in self.symbols.items():
+            if s == symbol:
+                return m
+        return symbol
+
+    def module(self, symbol: str) -> str:
+        return self.modules.get(symbol, "") if self.profile.modules else ""
+
+    def cost(self, model_name: str) -> int:
+        return int(self.costs.get(model_name, DEFAULT_COST_NS))
+
+    # stacks ------------------------------------------------------------------------------
+    def frames(self, model_stack: Sequence[str], top: str, cause: Optional[Tuple[str, ...]]) -> Tuple[str, ...]:
+        """Kernel stack (innermost first) for a probe that fired at ``model_stack[-1]``.
+
+        ``top`` is the first frame (``func+1`` for a kprobe, the tracepoint's site).
+        Below the modelled frames come the receive softirq frames (``rx``) and the sender's
+        frames for the packet's ``cause`` (``tx.<cause>``), as captured on the real kernel.
+        """
+        syms = [s for s in (self.symbol(m) for m in model_stack) if s is not None]
+        out = [top]
+        callee = syms[-1] if syms else ""
+        for caller in reversed(syms[:-1]):
+            if caller in self.skip:
+                continue
+            off = self.offsets.get(f"{caller}>{callee}")
+            if off is None:
+                break  # not captured on this kernel: stop rather than invent an offset
+            out.append(f"{caller}+{off}")
+            callee = caller
+        else:
+            if model_stack and model_stack[0] == "ip_rcv" and self.rx and out[-1].split("+")[0] == self._rx_top():
+                out.extend(self.rx)
+                if cause:
+                    out.extend(self.tx.get(cause[0], []))
+        return tuple(out)
+
+    def _rx_top(self) -> str:
+        """The modelled frame that sits right on the receive softirq frames (ip_local_deliver)."""
+        return self.t.get("kstack", {}).get("rx_on", "ip_local_deliver")

@@ -1,0 +1,102 @@
+"""Per-kernel tracing state: tracefs settings, running bpftrace sessions, task context.
+
+Kept on the :class:`~nfteach.sim.kernel.Kernel` object (``kernel._trace``) so the model's
+own classes need nothing from this package.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Dict, List, Optional, Tuple
+
+#: functions the model reports through its tracer (nfteach/sim/stack.py, conntrack.py)
+MODEL_FUNCTIONS = {
+    "ip_rcv", "ip_rcv_finish", "ip_local_deliver", "ip_local_deliver_finish", "nf_hook_slow",
+    "skb_release_head_state", "consume_skb", "__ip_local_out", "ip_output", "__dev_queue_xmit",
+    "tcp_v4_rcv", "tcp_v4_send_reset", "tcp_v4_connect", "tcp_sendmsg", "tcp_close",
+    "nf_conntrack_in", "get_l4proto", "resolve_normal_ct", "nf_ct_get_tuple", "nf_ct_get_tuple_ports",
+    "hash_conntrack_raw", "__nf_conntrack_find_get", "init_conntrack", "nf_ct_invert_tuple",
+    "__nf_conntrack_alloc", "nf_ct_add_to_unconfirmed_list", "nf_conntrack_handle_packet",
+    "nf_conntrack_tcp_packet", "nf_ct_delete", "nf_ct_kill_acct", "nf_conntrack_destroy",
+    "nf_conntrack_free", "nf_conntrack_put",
+}
+#: model functions that say why a packet was sent (the sender's stack below __dev_queue_xmit)
+CAUSES = ("tcp_v4_connect", "tcp_sendmsg", "tcp_close")
+#: the lab's processes, as ``comm`` shows them
+SESSION_COMM = "python3"
+_FIRST_PID = 1017
+
+
+class TraceState:
+    def __init__(self, kernel):
+        self.k = kernel
+        self.bpftrace: List[object] = []
+        self.comm = "swapper/0"
+        self.pid = 0
+        self.pids: Dict[str, int] = {}
+        self.tx: Dict[Tuple, Tuple[str, ...]] = {}
+        self.rx_cause: Optional[Tuple[str, ...]] = None
+        self.ftrace = None  # ftrace.Tracefs, created on first use
+        kernel.tracer.listeners.append(self._on_event)
+
+    # task context ------------------------------------------------------------------------
+    def pid_of(self, comm: str) -> int:
+        if comm not in self.pids:
+            self.pids[comm] = _FIRST_PID + 7 * len(self.pids)
+        return self.pids[comm]
+
+    def enter_task(self, comm: str) -> Tuple[str, int]:
+        prev = (self.comm, self.pid)
+        self.comm, self.pid = comm, self.pid_of(comm)
+        return prev
+
+    def leave_task(self, prev: Tuple[str, int]) -> None:
+        self.comm, self.pid = prev
+
+    # why a received packet was sent --------------------------------------------------------
+    @staticmethod
+    def _key(skb) -> Tuple:
+        return (skb.saddr, skb.daddr, skb.sport, skb.dport, skb.seq, skb.flags, skb.payload)
+
+    def _on_event(self, ev) -> None:
+        if ev.function == "__dev_queue_xmit" and ev.kind == "entry":
+            skb = ev.args.get("skb")
+            if skb is not None:
+                stack = tuple(self.k.tracer.stack)
+                causes = tuple(f for f in stack if f in CAUSES)
+                if not causes and stack and stack[0] == "ip_rcv":
+                    causes = ("softirq",)  # a reply sent from the receive softirq
+                self.tx[self._key(skb)] = causes
+                if len(self.tx) > 4096:
+                    self.tx.pop(next(iter(self.tx)))
+        elif ev.function == "ip_rcv":
+            if ev.kind == "entry":
+                skb = ev.args.get("skb")
+                self.rx_cause = self.tx.get(self._key(skb)) if skb is not None else None
+            else:
+                self.rx_cause = None
+
+    def cause_of(self, stack, ev) -> Optional[Tuple[str, ...]]:
+        if stack and stack[0] == "ip_rcv":
+            return self.rx_cause or None
+        return None
+
+    def known_functions(self, kernel) -> set:
+        p = kernel.profile
+        return MODEL_FUNCTIONS | set(p.hookfn.values()) | {v for v in p.functions.values() if v} | {
+            "nf_ct_del_from_unconfirmed_list"}
+
+    def kaddr(self, sym: str, off: int) -> int:
+        return 0xFFFFFFFF81000000 + (zlib.crc32(sym.encode()) % 0xE00000) + off
+
+
+def trace_state(kernel) -> TraceState:
+    st = getattr(kernel, "_trace", None)
+    if st is None:
+        st = TraceState(kernel)
+        kernel._trace = st
+    return st
+
+
+def task_of(kernel) -> Tuple[str, int]:
+    st = getattr(kernel, "_trace", None)
+    return (st.comm, st.pid) if st else ("swapper/0", 0)
