@@ -15,8 +15,8 @@
 >>> pre_routing_hook = prog['init_net'].nf.hooks_ipv4[0]
 >>> for i in range(0, pre_routing_hook.num_hook_entries):
 ...     print(pre_routing_hook.hooks[i].hook)
-(nf_hookfn *)ipv4_conntrack_defrag+0x0 = 0xffffffffc0909000
-(nf_hookfn *)ipv4_conntrack_in+0x0 = 0xffffffffc0919580
+(nf_hookfn *)ipv4_conntrack_defrag+0x0 = 0xffffffffc0039000
+(nf_hookfn *)ipv4_conntrack_in+0x0 = 0xffffffffc0049580
 """
 from __future__ import annotations
 
