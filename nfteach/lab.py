@@ -152,8 +152,7 @@ class Lab:
                 # it ended at once (a probe that cannot attach, a refused facility): its
                 # output belongs to this step, as a terminal would show it straight away
                 return job.wait(timeout=5)
-            n = self._next_job
-            self._next_job += 1
+            n = max(self.jobs, default=0) + 1  # bash: one more than the highest job still listed
             self.jobs[n] = job
             self._job_lines[n] = p.display
             return Output.of()
