@@ -298,7 +298,8 @@ class Session:
                                                       self.kd.drop_reasons.get("NOT_SPECIFIED", 0))
             else:
                 vals[name] = 0
-        site = self.kd.tp_sites.get(ap.split(":", 1)[1])
+        # the tracepoint's own frame; "+?" where its offset was not captured on this kernel yet
+        site = self.kd.tp_sites.get(ap.split(":", 1)[1]) or f"{sym}+?"
         tp_struct = "struct _tracepoint_" + ap.split(":", 1)[1].replace(":", "_")
         ctx = Ctx(ap, tp_args=vals, tp_struct=tp_struct, **self._ctx_common(ev),
                   kstack=lambda: self.kd.frames(stack, site, cause) if site else ())

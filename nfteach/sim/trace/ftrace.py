@@ -41,7 +41,7 @@ def graph_duration(ns: Optional[int]) -> str:
 
 
 def _proc(comm: str, pid: int) -> str:
-    comm = comm[:7]
+    comm = "<idle>" if pid == 0 else comm[:7]
     text = f"{comm}-{pid}"
     spaces = max(0, 14 - len(text))
     return " " * (spaces // 2) + text + " " * (spaces - spaces // 2)

@@ -36,10 +36,13 @@ class TraceState:
         self.tx: Dict[Tuple, Tuple[str, ...]] = {}
         self.rx_cause: Optional[Tuple[str, ...]] = None
         self.ftrace = None  # ftrace.Tracefs, created on first use
+        self._saved: List[Tuple[str, int]] = []
         kernel.tracer.listeners.append(self._on_event)
 
     # task context ------------------------------------------------------------------------
     def pid_of(self, comm: str) -> int:
+        if comm.startswith("swapper"):
+            return 0
         if comm not in self.pids:
             self.pids[comm] = _FIRST_PID + 7 * len(self.pids)
         return self.pids[comm]
@@ -58,22 +61,32 @@ class TraceState:
         return (skb.saddr, skb.daddr, skb.sport, skb.dport, skb.seq, skb.flags, skb.payload)
 
     def _on_event(self, ev) -> None:
-        if ev.function == "__dev_queue_xmit" and ev.kind == "entry":
+        if ev.function == "tcp_sendmsg":  # the lab's session client writes a keystroke
+            if ev.kind == "entry":
+                self._saved.append(self.enter_task(SESSION_COMM))
+            elif self._saved:
+                self.leave_task(self._saved.pop())
+        elif ev.function == "__dev_queue_xmit" and ev.kind == "entry":
             skb = ev.args.get("skb")
             if skb is not None:
                 stack = tuple(self.k.tracer.stack)
                 causes = tuple(f for f in stack if f in CAUSES)
                 if not causes and stack and stack[0] == "ip_rcv":
                     causes = ("softirq",)  # a reply sent from the receive softirq
-                self.tx[self._key(skb)] = causes
+                self.tx[self._key(skb)] = (causes, (self.comm, self.pid))
                 if len(self.tx) > 4096:
                     self.tx.pop(next(iter(self.tx)))
         elif ev.function == "ip_rcv":
+            # the receive softirq runs in the sender's task (veth -> backlog -> local_bh_enable)
             if ev.kind == "entry":
                 skb = ev.args.get("skb")
-                self.rx_cause = self.tx.get(self._key(skb)) if skb is not None else None
+                cause, task = self.tx.get(self._key(skb), ((), None)) if skb is not None else ((), None)
+                self.rx_cause = cause
+                self._saved.append(self.enter_task(task[0]) if task else (self.comm, self.pid))
             else:
                 self.rx_cause = None
+                if self._saved:
+                    self.leave_task(self._saved.pop())
 
     def cause_of(self, stack, ev) -> Optional[Tuple[str, ...]]:
         if stack and stack[0] == "ip_rcv":
