@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import graphviz
 
 INT_MAX, INT_MIN = 2**31 - 1, -(2**31)
-FONT = "Helvetica,Arial,sans-serif"
+FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"  # the same metrics in dot and in the browser
 MONO = "DejaVu Sans Mono,Menlo,Consolas,monospace"
 
 # enum nf_ip_hook_priorities (include/uapi/linux/netfilter_ipv4.h)

@@ -45,6 +45,10 @@ class _Panel(W.VBox):
         return self.lab.run(v.line(argv))
 
 
+def _svg(svg: str) -> str:
+    return f'<div class="nfteach-picture" style="overflow:auto;max-width:100%">{svg}</div>'
+
+
 def _pre(text: str) -> str:
     return f'<pre style="font-size:12px;line-height:1.3;margin:4px 0">{html.escape(text)}</pre>'
 
@@ -99,7 +103,7 @@ class SendPacket(_Panel):
             how = (f"dropped on {by.machine} by <b>{html.escape(by.function)}</b> ({by.hook}, priority {by.priority})"
                    if by else first.fate)
             self.status.value = f'<span class="nfteach-fate">{html.escape(first.summary)}: {how}</span>'
-        self.picture.value = p.svg()
+        self.picture.value = _svg(p.svg())
         return self.result
 
 
@@ -173,7 +177,7 @@ class RuleEditor(_Panel):
         self.transcript.value = _pre(self.transcript_text)
         changed = before.lanes != after.lanes
         self.status.value = "hooks changed" if changed else "hooks unchanged"
-        self.picture.value = after.svg()
+        self.picture.value = _svg(after.svg())
         return results
 
 
@@ -204,14 +208,14 @@ class Stepper(_Panel):
     def _show(self, i: int) -> None:
         if not self.steps:
             self.caption.value = "this command sent no packet through a hook"
-            self.picture.value = self.path.svg()
+            self.picture.value = _svg(self.path.svg())
             return
         pkt, ev = self.steps[i]
         ct = ev.ct.short() if ev.ct else "no conntrack entry"
         self.caption.value = (f"<b>{i + 1}/{len(self.steps)}</b> packet {pkt.index + 1} ({html.escape(pkt.flags)}) "
                               f"on <b>{ev.machine}</b> {ev.hook} priority {ev.priority}: "
                               f"<code>{html.escape(ev.function)}</code> → <b>{ev.verdict}</b>; {html.escape(ct)}")
-        self.picture.value = self.path.at(i).svg()
+        self.picture.value = _svg(self.path.at(i).svg())
 
     def go(self, i: int) -> int:
         self.slider.value = min(max(i, 0), self.slider.max)
