@@ -19,8 +19,7 @@ module functions in the module area (0xffffffffc0...), built-ins in kernel text.
 from __future__ import annotations
 
 import re
-import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import drgn
 from drgn import (
@@ -186,10 +185,3 @@ def sim_program(kernel) -> Program:
     """A :class:`drgn.Program` whose memory, types and symbols are the simulated ``kernel``'s."""
     return SimProgram(kernel).prog
 
-
-def pack_u64(v: int) -> bytes:
-    return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
-
-
-def kinds_of(t) -> Tuple:
-    return (t.kind,)

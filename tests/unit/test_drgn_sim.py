@@ -51,7 +51,7 @@ def test_builtin_hooks_in_kernel_text_on_6_18():
     lab.run("sudo nft add rule inet t c ct state new counter")
     prog = program(lab)
     seen = {}
-    for fam, tbl in hooks.netns_nf_hooks(prog).items():
+    for tbl in hooks.netns_nf_hooks(prog).values():
         for entries in tbl.values():
             for _prio, name in entries:
                 seen[name] = prog.symbol(name).address
@@ -149,7 +149,7 @@ def test_drgn_command_forms():
     r = lab.run("""sudo drgn -e 'print(prog["init_net"].nf.hooks_ipv4[1].num_hook_entries)'""")
     assert (r.output, r.status) == ("(u16)2\n", 0)  # drgn prints the Object
     r = lab.run("sudo drgn -q -e 'prog[\"no_such_symbol\"]'")
-    assert r.status == 1 and r.output.startswith("Traceback") and "KeyError" in r.output
+    assert r.status == 1 and r.output.startswith("Traceback") and "could not find" in r.output
     r = lab.run("sudo drgn /vagrant/tools/nosuch.py")
     assert r.status == 1 and "No such file" in r.output
     r = lab.run("sudo drgn --bogus")
