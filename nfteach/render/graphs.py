@@ -184,13 +184,12 @@ def hooks_graph(chain, g: Optional[graphviz.Digraph] = None, prefix: str = "",
                     lane.node(nid, "", style="invis", width="0.2", height="0.2")
                 row.append(nid)
             _, after = HOOK_CONTEXT.get(hook, ("", ""))
+            if not cbs:
+                after = f"(no callbacks: straight through) {after}"
             tail = f"{hid}_okfn"
             lane.node(tail, f'<<font point-size="9" color="#374151">{esc(after)}</font>>', shape="plaintext", style="")
             row.append(tail)
             visible.append(tail)
-            if not cbs:
-                lane.node(f"{hid}_none", '<<i>no callbacks: the packet passes straight through</i>>',
-                          shape="plaintext", style="", fontsize="9", fontcolor="#6b7280")
         for a, b in zip(row, row[1:]):
             g.edge(a, b, style="invis", weight="10")
         for a, b in zip(visible, visible[1:]):
