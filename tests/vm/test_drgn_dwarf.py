@@ -92,7 +92,7 @@ def check_profile(kernel, lookup):
         if "<" in name:
             continue  # anonymous: checked through their parents
         compare(prog.type(name), lookup, lookup(name), name, checked)
-    for name, spec in lay["enums"].items():
+    for name in lay["enums"]:
         real = lookup(name)
         assert [(e.name, e.value) for e in prog.type(name).enumerators] == list(real.enumerators)
     return checked
