@@ -94,7 +94,7 @@ class Session:
             prog = L.parse(prog_text)
             kinds = self.resolve(prog)
             self.rt = Runtime(prog, filename, self.mem, self.out, self.wallclock)
-            self.rt.check(kinds)
+            self.rt.check(kinds, self.tp_fields)
         except L.BtError as e:
             return self.fail(L.format_diag(filename, prog_text, e.loc, e.msg, e.kind))
         self.err("".join(self.warnings))
@@ -144,6 +144,7 @@ class Session:
         self.fatal_attach = False
         self.failed_attach = 0
         self.intervals: List[Tuple[int, float]] = []
+        self.tp_fields: Dict[int, Tuple[str, list]] = {}
         funcs = self.model_functions()
         for ix, p in enumerate(prog.probes):
             failed_here = []
@@ -166,6 +167,7 @@ class Session:
                     model = {"kfree_skb": self.k.profile.fn("free_skb") or "kfree_skb",
                              "consume_skb": "consume_skb"}[name]
                     self.tps.setdefault(model, []).append((ix, ap))
+                    self.tp_fields[ix] = (f"struct _tracepoint_{cat}_{name}", list(fields))
                 elif kind == "interval":
                     unit, _, val = rest.partition(":")
                     scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "hz": None}.get(unit)

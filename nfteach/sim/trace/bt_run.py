@@ -103,16 +103,49 @@ class Runtime:
         self.start_ns = 0
 
     # -- semantic analysis -------------------------------------------------------------
-    def check(self, probe_kinds: Dict[int, str]) -> None:
+    def check(self, probe_kinds: Dict[int, str], tp_fields: Optional[Dict[int, Tuple[str, list]]] = None) -> None:
         """Raise :class:`BtError` for what bpftrace's semantic analyser would refuse."""
+        self._tp_fields = tp_fields or {}
         for i, p in enumerate(self.prog.probes):
             kind = probe_kinds.get(i, "")
-            seen = set()
+            self._tp = self._tp_fields.get(i)
+            seen: Dict[str, Optional[str]] = {}
             if p.pred is not None:
                 self._check_expr(p.pred, seen, kind)
             self._check_block(p.body, seen, kind)
-        for _name in self.maps:
-            pass
+
+    def _static_pointee(self, e, seen) -> Optional[str]:
+        if isinstance(e, L.Cast) and e.ctype.endswith("*"):
+            return e.ctype[:-1].strip()
+        if isinstance(e, L.Var):
+            return seen.get(e.name)
+        if isinstance(e, L.Field) and isinstance(e.expr, L.Ident) and e.expr.name == "args":
+            return None
+        if isinstance(e, L.Field):
+            base = self._static_pointee(e.expr, seen)
+            fields = (STRUCTS.get(base) or VIRTUAL.get(base)) if base else None
+            f = fields.get(e.name) if fields else None
+            return f.pointee if f else None
+        return None
+
+    def _check_field(self, e: L.Field, seen) -> None:
+        if isinstance(e.expr, L.Ident) and e.expr.name == "args":
+            if self._tp is not None and e.name not in self._tp[1]:
+                raise L.BtError(f"Struct/union of type '{self._tp[0]}' does not contain a field named '{e.name}'", e.loc)
+            return
+        base = self._static_pointee(e.expr, seen)
+        if not base:
+            return
+        fields = STRUCTS.get(base) or VIRTUAL.get(base)
+        if fields is None:
+            if struct_known(base):
+                raise L.BtError(f"the fields of '{base}' are not modelled by the simulator; run it with --backend vm", e.loc)
+            return
+        if e.name not in fields:
+            if base in VIRTUAL:
+                raise L.BtError(f"field '{e.name}' of '{base}' is not modelled by the simulator "
+                                f"(modelled: {', '.join(fields)}); run it with --backend vm", e.loc)
+            raise L.BtError(f"Struct/union of type '{base}' does not contain a field named '{e.name}'", e.loc)
 
     def _check_block(self, stmts, seen, kind) -> None:
         for s in stmts:
@@ -121,7 +154,7 @@ class Runtime:
                 if isinstance(s.target, L.Var):
                     if s.op != "=" and s.target.name not in seen:
                         raise L.BtError(f"Undefined or undeclared variable: {s.target.name}", s.target.loc)
-                    seen.add(s.target.name)
+                    seen[s.target.name] = self._static_pointee(s.value, seen)
                 else:
                     for k in s.target.keys:
                         self._check_expr(k, seen, kind)
@@ -185,6 +218,8 @@ class Runtime:
             self._check_expr(e.left, seen, kind)
             self._check_expr(e.right, seen, kind)
         elif isinstance(e, L.Unop):
+            if e.op == "&":
+                raise L.BtError("'&' (address-of) is not in the simulator's bpftrace subset (docs/bpftrace-subset.md)", e.loc)
             self._check_expr(e.expr, seen, kind)
         elif isinstance(e, L.Ternary):
             for x in (e.cond, e.a, e.b):
@@ -194,6 +229,8 @@ class Runtime:
             self._check_expr(e.expr, seen, kind)
         elif isinstance(e, (L.Field, L.Index)):
             self._check_expr(e.expr, seen, kind)
+            if isinstance(e, L.Field):
+                self._check_field(e, seen)
             if isinstance(e, L.Index):
                 self._check_expr(e.index, seen, kind)
 
