@@ -10,7 +10,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 setup: $(PY)
-	$(PY) -m pip install -q -e '.[test,live]'
+	$(PY) -m pip install -q -e '.[test,live,drgn,widgets,notebooks]'
 
 # The course on the default backend (the simulator): the article, step by step.
 course: setup

@@ -129,6 +129,14 @@ class Lab:
         self.start()
         self.backend.write_file(machine, path, text)
 
+    def drgn(self):
+        """A ``drgn.Program`` of this lab's kernel: synthesized from the model on ``sim``,
+        over QMP on ``vm``, ``/proc/kcore`` on ``live`` where the kernel allows it."""
+        from .introspect import program
+
+        self.start()
+        return program(self)
+
     def _record(self, r: CommandResult) -> CommandResult:
         self.history.append(r)
         return r

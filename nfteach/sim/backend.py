@@ -70,6 +70,7 @@ class SimBackend(Backend):
         if self.k is not None:
             return
         self.k = Kernel(self.kernel, seed=self.seed)
+        self.k.files = self.files  # learner scripts (drgn, bpftrace) written with write_file
         self.k.files = self.files  # the lab's files (bpftrace programs) as the model's commands see them
         self.k.stack.start_session(self.k.netns("host"), self.k.netns("vm"))
         self.k.advance(1.0)
