@@ -1,0 +1,90 @@
+"""SIGKILL of a ``live`` lab mid-scenario: the next lab start removes that lab's leftovers
+and nothing else (a namespace the lab did not stamp survives)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.live
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _why_skip():
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    try:
+        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`ip netns` is not available: {e}"
+    return None if p.returncode == 0 else f"`ip netns list` failed: {p.stderr.decode().strip()}"
+
+
+WHY = _why_skip()
+
+# The article, over and over, in a child process; it says its lab id, then keeps going.
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from nfteach.lab import Lab
+    from nfteach.live.backend import LiveBackend
+    lines = [ln for ln in Path(sys.argv[1]).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lab = Lab(LiveBackend()).start()
+    lab.run("@host nc -l 5555 &")          # a background job: one more process to reap
+    print(lab.backend.ns.lab_id, lab.backend.tmpdir, flush=True)
+    while True:
+        for line in lines:
+            lab.run(line)
+            print("ran", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(WHY is not None, reason=WHY or "")
+def test_sigkill_mid_scenario_then_start_reaps_only_its_own():
+    from nfteach.lab import Lab
+    from nfteach.live.backend import LiveBackend
+    from nfteach.live.namespaces import STATE_DIR, LabStamp, alive, list_netns
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT / "nfteach/scenarios/article.lab")],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    decoy = f"nfteach-decoy-{os.getpid()}"
+    try:
+        lab_id, tmpdir = child.stdout.readline().split()
+        assert lab_id.startswith("nfteach-")
+        for _ in range(5):  # mid-scenario: a few commands in, and more on their way
+            assert child.stdout.readline().strip() == "ran"
+        stamp = LabStamp.load(STATE_DIR / f"{lab_id}.json")
+        assert stamp is not None and len(stamp.procs) >= 3, stamp  # server, client, nc job
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        assert sorted(n for n in list_netns() if n.startswith(lab_id)) == sorted(stamp.namespaces)
+        # not stamped by any lab: looks like ours, is not ours
+        subprocess.run(["ip", "netns", "add", decoy], check=True)
+        t0 = time.monotonic()
+        with Lab(LiveBackend()) as fresh:
+            reap_s = time.monotonic() - t0
+            assert fresh.run("conntrack -L").status == 0
+            assert not [n for n in list_netns() if n.startswith(lab_id)], "the killed lab's namespaces are left"
+            assert not (STATE_DIR / f"{lab_id}.json").exists()
+            assert not Path(tmpdir).exists(), f"temp dir {tmpdir} left"
+            for spid, st in stamp.procs.items():
+                assert not alive(int(spid), st), f"process {spid} of the killed lab survived"
+            assert decoy in list_netns(), "a namespace without a stamp was removed"
+        assert reap_s < 60
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+        subprocess.run(["ip", "netns", "del", decoy], capture_output=True)
+    assert decoy not in list_netns()
