@@ -41,6 +41,10 @@ class SimJob(Job):
             if signum not in (signal.SIGINT, signal.SIGTERM):
                 self._out = Output(self._out.chunks, 128 + signum)
 
+    def done(self) -> bool:
+        """True when the program has already ended (e.g. its probes could not attach)."""
+        return self._session is not None and bool(self._session.done)
+
     def wait(self, timeout=None) -> Output:
         if self._out is None:
             if self._session is not None:
@@ -71,7 +75,6 @@ class SimBackend(Backend):
             return
         self.k = Kernel(self.kernel, seed=self.seed)
         self.k.files = self.files  # learner scripts (drgn, bpftrace) written with write_file
-        self.k.files = self.files  # the lab's files (bpftrace programs) as the model's commands see them
         self.k.stack.start_session(self.k.netns("host"), self.k.netns("vm"))
         self.k.advance(1.0)
 

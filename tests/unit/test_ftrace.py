@@ -24,7 +24,6 @@ LIVE_618_NOP = """# tracer: nop
 #                              |||| /     delay
 #           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
 #              | |         |   |||||     |         |
-
 """
 
 

@@ -145,7 +145,8 @@ def nop_header(profile) -> str:
         task = f"#           TASK-PID  {sp} CPU#  |||||  TIMESTAMP  FUNCTION\n"
         bars = f"#              | |    {sp}   |   |||||     |         |\n"
     head = f"# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:{profile.ncpus}\n#\n"
-    return head + "".join(f"#                            {sp}{r}\n" for r in rows) + task + bars + "\n"
+    # no blank line after the header when the buffer is empty (measured on 6.18)
+    return head + "".join(f"#                            {sp}{r}\n" for r in rows) + task + bars
 
 
 def tracefs(kernel) -> Tracefs:
