@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from typing import Dict, List, Optional, Sequence
 
 from ..model import notes
@@ -176,6 +177,10 @@ class LiveBackend(Backend):
         job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process)
         self.ns.record_process(job.pid)
         self.jobs.append(job)
+        if argv[0] == "bpftrace" and job.wait_for("Attaching", timeout=30):
+            # bpftrace prints "Attaching N probes..." before it attaches them: give it the
+            # moment it needs, so the next command's packets are seen (as a person would wait)
+            time.sleep(1.5)
         return job
 
     def write_file(self, machine: str, path: str, text: str) -> None:

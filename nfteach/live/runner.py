@@ -156,6 +156,17 @@ class LiveJob(Job):
     def done(self) -> bool:
         return not self._thread.is_alive()
 
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Block until the job printed ``text`` (True) or ended / timed out (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in t for _, t in list(self._chunks)):
+                return True
+            if self.done():
+                return False
+            time.sleep(0.05)
+        return False
+
     def stop(self) -> None:
         _stop(self._proc)
         self._thread.join(10)
