@@ -128,7 +128,7 @@ def needs(lab: Lab, *backends: str, why: str = "") -> bool:
     return False
 
 
-_UNAVAILABLE = re.compile(r"^nfteach: (.*(?:not available|not modelled|not a lab command|no such job).*)$", re.M)
+_UNAVAILABLE = re.compile(r"^nfteach: (.*(?:not available|not modelled|not a lab command|--backend|no such job).*)$", re.M)
 
 
 def unavailable(t) -> Optional[str]:
@@ -330,6 +330,23 @@ class HookChain:
     def __str__(self) -> str:
         return f"{self.family} {self.hook}: " + " → ".join(
             f"{fn} ({p})" for p, fns in self.chain for fn in fns)
+
+
+def picture(make: Callable[[], object]):
+    """``make()`` (e.g. ``lambda: observe.path(lab, line)``), or a notice saying why not here.
+
+    Packet paths and entry lifecycles watch the modelled kernel, so they need ``sim``;
+    pictures need Graphviz (``dot``).
+    """
+    try:
+        obj = make()
+        if hasattr(obj, "_repr_svg_"):
+            obj._repr_svg_()          # render now: a missing `dot` shows up here, not later
+        return obj
+    except ImportError as e:
+        return Notice(f"No picture: {e} (pip install 'nfteach[render]' and Graphviz's dot).")
+    except Exception as e:  # noqa: BLE001 - LabError, graphviz.ExecutableNotFound, ...
+        return Notice(f"No picture here: {' '.join(str(e).split())[:300]}")
 
 
 def hook_chain(t, family: str = "ipv4", hook: str = "LOCAL_IN"):
