@@ -131,9 +131,16 @@ def needs(lab: Lab, *backends: str, why: str = "") -> bool:
 _UNAVAILABLE = re.compile(r"^nfteach: (.*(?:not available|not modelled|not a lab command|--backend|no such job).*)$", re.M)
 
 
+#: what the real tools print when a facility is missing (bpftrace on a kernel without kprobes)
+_TOOL_FAILED = re.compile(r"^(ERROR: (?:Could not|failed to) (?:attach|detach) .*|"
+                          r".*kprobe_events\): No such file or directory)$", re.M)
+
+
 def unavailable(t) -> Optional[str]:
-    """The lab's one-line "not available here" message in a transcript, if any."""
-    m = _UNAVAILABLE.search(_text(t))
+    """Why a tool of the transcript could not run here (the lab's one-line message, or the
+    real tool's own "cannot attach" error), if it could not."""
+    text = _text(t)
+    m = _UNAVAILABLE.search(text) or _TOOL_FAILED.search(text)
     return m.group(1) if m else None
 
 
