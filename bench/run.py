@@ -156,7 +156,7 @@ def table(res: Dict) -> str:
     lines += ["| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
     mc = res["machine"]
     lines.append(f"\n{res['mode']} run, {res['seconds']:.0f} s; machine: {mc['cpus']} cpus ({mc['cpu']}), "
-                 f"{mc['memory']}, kernel {mc['kernel']}, kvm {'yes' if mc['kvm'] else 'no'}, "
+                 f"{mc['memory']}, kernel {mc['kernel']}, /dev/kvm {'present' if mc['kvm'] else 'absent'} (the vm backend runs QEMU without KVM: TCG), "
                  f"python {mc['python']}, load average at start {mc['loadavg_at_start'][0]:.2f}")
     return "\n".join(lines)
 
