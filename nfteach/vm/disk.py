@@ -28,7 +28,7 @@ log = logging.getLogger("nfteach.vm")
 GUEST_DIR = Path(__file__).with_name("guest")
 DISK_SIZE = "2560M"
 #: bump when the disk layout or the guest scripts change, so cached disks are rebuilt
-DISK_VERSION = "5"
+DISK_VERSION = "6"
 
 INITRAMFS_INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -151,11 +151,12 @@ def build_image(kernel: str, progress: Optional[Progress] = None, force: bool = 
     subprocess.run(["cp", "-a", str(kdir / "modules" / "lib" / "modules" / release), str(mods)], check=True)
     if (kdir / "headers").is_dir():
         subprocess.run(["cp", "-a", str(kdir / "headers" / "usr" / "src"), str(staging / "usr")], check=True)
-        build = kdir / "headers" / "lib" / "modules" / release / "build"
-        if build.is_symlink():
-            link = mods / release / "build"
-            link.unlink(missing_ok=True)
-            link.symlink_to(os.readlink(build))
+        for name in ("build", "source"):  # bpftrace reads both (source: the -common headers)
+            src = kdir / "headers" / "lib" / "modules" / release / name
+            if src.is_symlink():
+                link = mods / release / name
+                link.unlink(missing_ok=True)
+                link.symlink_to(os.readlink(src))
     nf = staging / "usr" / "lib" / "nfteach"
     nf.mkdir(parents=True, exist_ok=True)
     for name in ("agent.py", "session.py"):

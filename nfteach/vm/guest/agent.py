@@ -31,6 +31,13 @@ ENV = {
     "LANG": "C.UTF-8",
     "TERM": "dumb",
 }
+# bpftrace 0.17 finds no BTF on kernels without module BTF (5.10: only
+# /sys/kernel/btf/vmlinux), so struct casts fail; pointing it at the file works.
+try:
+    if os.listdir("/sys/kernel/btf") == ["vmlinux"]:
+        ENV["BPFTRACE_BTF"] = "/sys/kernel/btf/vmlinux"
+except OSError:
+    pass
 
 
 def tick():
@@ -51,6 +58,22 @@ def full_argv(ns, argv):
     # stdbuf -oL: stdout line-buffered as on a terminal, so stdout and stderr pieces
     # come in the order a person at a terminal sees them (same as the live backend)
     return (["ip", "netns", "exec", "host"] if ns == "host" else []) + ["stdbuf", "-oL"] + list(argv)
+
+
+def _in_epoll(pid):
+    """Is ``pid`` blocked in epoll_wait? (/proc/PID/wchan reads 0 on 5.10, so: stack, syscall)."""
+    for name in ("stack", "wchan"):
+        try:
+            with open(f"/proc/{pid}/{name}") as f:
+                if "epoll" in f.read():
+                    return True
+        except OSError:
+            pass
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0] in ("232", "281", "441")  # epoll_wait, epoll_pwait(2)
+    except (OSError, IndexError):
+        return False
 
 
 class Collector:
@@ -195,6 +218,12 @@ class Agent:
                     if ready in "".join(bytes(b).decode("utf-8", "replace") for _, b in col.chunks):
                         break
                     col.cond.wait(0.2)
+            # bpftrace prints "Attaching" before it attaches: wait until it sleeps in its
+            # event loop (epoll), so a packet sent next is seen and a signal is handled
+            while not col.finished and time.monotonic() < end:
+                if _in_epoll(proc.pid):
+                    break
+                time.sleep(0.2)
         return {"pid": proc.pid, "finished": col.finished, "tick": err}
 
     def op_signal(self, req):
