@@ -73,6 +73,20 @@ def scenarios_on_sim(profiles: Optional[List[str]] = None) -> Dict:
     return out
 
 
+def tour(timeout: float = 600) -> Dict:
+    """``nfteach tour`` (every notebook of the course, headless, on sim) when the CLI has it."""
+    from nfteach.cli import build_parser
+
+    choices = next((a.choices for a in build_parser()._actions if getattr(a, "choices", None)), {}) or {}
+    if "tour" not in choices:
+        return {"skipped": "not measured: no `nfteach tour` subcommand in the CLI yet"}
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "nfteach", "tour"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    return {"seconds": time.perf_counter() - t0, "status": p.returncode,
+            "lines": len(p.stdout.splitlines()), "internal_errors": (p.stdout + p.stderr).count("internal error")}
+
+
 def vm_cache_state(kernel: str) -> Optional[str]:
     """None when the cached image of ``kernel`` is ready to boot; else why not."""
     from nfteach.vm.disk import image_dir, image_version

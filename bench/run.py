@@ -95,6 +95,8 @@ def run(args) -> Dict:
     res["import"] = course.import_time(repeat=3 if quick else 7)
     say("scenarios on every sim profile")
     res["course_sim"] = course.scenarios_on_sim()
+    say("nfteach tour")
+    res["tour"] = course.tour()
     res["vm"] = {}
     for k in ("5.10", "6.1"):
         if quick or args.no_vm:
@@ -143,6 +145,9 @@ def table(res: Dict) -> str:
     for prof, d in res["course_sim"].items():
         rows.append((f"all {d['scenarios']} scenarios on sim {prof} ({d['commands']} commands)",
                      f"{d['seconds']:.2f} s", "-", ""))
+    d = res.get("tour", {})
+    rows.append(("nfteach tour (the course on sim)", d["skipped"] if "skipped" in d else
+                 f"{d['seconds']:.1f} s (exit {d['status']})", "-", ""))
     for k, d in res["vm"].items():
         if "skipped" in d:
             rows.append((f"vm {k}: boot from cache + article", d["skipped"], "-", ""))
