@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from . import tcp_ct
 from .netfilter import (
@@ -30,6 +29,7 @@ from .skb import (
     IP_CT_UNTRACKED,
     IPPROTO_TCP,
 )
+from .tracer import _NULL, _Frame
 
 # enum ip_conntrack_status bits
 IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1, 2, 4, 8
@@ -39,8 +39,7 @@ ORIGINAL, REPLY = 0, 1
 NF_CT_EVICTION_RANGE = 8
 
 
-@dataclass(frozen=True)
-class CtTuple:
+class CtTuple(NamedTuple):
     """``struct nf_conntrack_tuple`` for IPv4 TCP/UDP."""
 
     src: str
@@ -73,7 +72,7 @@ class NfConn:
         self.proto: Optional[tcp_ct.TcpCt] = None
         self.net = net
         self.zone = 0
-        self.counters = [[0, 0], [0, 0]]
+        self.counters = [0, 0, 0, 0]  # packets, bytes (ORIGINAL), packets, bytes (REPLY)
         self.on_unconfirmed = False
         self.events: List[str] = []
         self.hb = (0, 0)  # hash buckets of the two tuples once confirmed
@@ -146,7 +145,8 @@ class Conntrack:
 
     # -- tracing helper -------------------------------------------------------------------
     def _t(self, name: str, **args):
-        return self.kernel.tracer.call(name, **args)
+        tr = self.kernel.tracer
+        return _Frame(tr, name, args) if tr.listeners else _NULL
 
     # -- module life cycle ----------------------------------------------------------------
     def load(self, enable_hooks: bool = False) -> None:
@@ -415,8 +415,9 @@ class Conntrack:
             ct.timeout = self.kernel.now + timeout
         else:
             ct.timeout = timeout
-        ct.counters[direction][0] += 1
-        ct.counters[direction][1] += skb.len
+        c = ct.counters
+        c[2 * direction] += 1
+        c[2 * direction + 1] += skb.len
 
     def nf_conntrack_confirm(self, skb, state) -> int:
         ct = skb.nfct
@@ -435,9 +436,9 @@ class Conntrack:
             ct.status |= IPS_CONFIRMED
             hb = []
             for d, t in ((ORIGINAL, t0), (REPLY, t1)):
-                net.ct.table[t] = (ct, d)
+                ref = net.ct.table[t] = (ct, d)
                 b = hash_conntrack_raw(t) % self.htable_size
-                net.ct.buckets.setdefault(b, []).append((ct, d))
+                net.ct.buckets.setdefault(b, []).append(ref)
                 hb.append(b)
             ct.hb = tuple(hb)
             net.ct.stat["insert"] += 1

@@ -22,6 +22,7 @@ from .netfilter import (
 )
 from .netns import HookState
 from .skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
+from .tracer import _NULL, _Frame
 
 LINK_LATENCY = 0.00005  # veth + softirq, seconds
 RTO_INIT = 1.0  # TCP_TIMEOUT_INIT
@@ -64,7 +65,8 @@ class Stack:
         a.addr, b.addr = addr_a, addr_b
 
     def _t(self, name, **args):
-        return self.k.tracer.call(name, **args)
+        tr = self.k.tracer
+        return _Frame(tr, name, args) if tr.listeners else _NULL
 
     # -- netfilter ------------------------------------------------------------------------
     def nf_hook(self, ns, hooknum: int, skb: Skb, in_dev: str = "", out_dev: str = "") -> bool:
