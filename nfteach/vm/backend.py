@@ -159,7 +159,15 @@ class VmBackend(Backend):
             ) from None
 
     def _ensure(self) -> None:
-        if self.qemu is None or not self.qemu.alive() or self.console is None:
+        """Boot if needed; if our guest died since the last command, say so (once)."""
+        if self.qemu is not None and not self.qemu.alive():
+            code = self.qemu.proc.returncode if self.qemu.proc else None
+            self.close()
+            raise LabError(
+                f"the QEMU guest (kernel {self.kernel}) has stopped (QEMU exit status {code}); "
+                "the next command starts a new one"
+            )
+        if self.qemu is None or self.console is None:
             self.start()
 
     def run(self, machine: str, argv: Sequence[str]) -> Output:

@@ -1,0 +1,99 @@
+"""Fixtures for the vm tier: Debian kernels 5.10 and 6.1 booted under QEMU.
+
+Skipped, with the reason, only when there is no ``qemu-system-x86_64`` or when a kernel
+is neither cached nor buildable here (no network or no root for debootstrap). In CI
+(``CI`` set) a kernel that cannot be prepared is an error, not a skip.
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+KERNELS = ("5.10", "6.1")
+_ready = {}
+
+
+def _prepare(kernel):
+    """None if the kernel's image is ready (building it if needed), else why not."""
+    if kernel in _ready:
+        return _ready[kernel]
+    if not shutil.which("qemu-system-x86_64"):
+        why = "no qemu-system-x86_64 (apt-get install --no-install-recommends qemu-system-x86)"
+    else:
+        from nfteach.vm.disk import build_image
+
+        try:
+            build_image(kernel)
+            why = None
+        except Exception as e:  # noqa: BLE001 - turned into a skip reason (or a CI failure)
+            why = f"kernel {kernel} is not cached and cannot be fetched/built here: {type(e).__name__}: {e}"
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run the vm tier: {why}")
+    _ready[kernel] = why
+    return why
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request):
+    why = _prepare(request.param)
+    if why:
+        pytest.skip(why)
+    return request.param
+
+
+@pytest.fixture
+def need_kernel():
+    """``need_kernel("6.1")`` skips (with the reason) unless that kernel can boot."""
+
+    def need(kernel):
+        why = _prepare(kernel)
+        if why:
+            pytest.skip(why)
+
+    return need
+
+
+def _our_qemus():
+    """PIDs of qemu processes using this cache (ours), from /proc."""
+    from nfteach.vm.fetch import cache_dir
+
+    root = str(cache_dir())
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and b"qemu-system" in cmd[0] and any(root.encode() in a for a in cmd):
+            pids.append(int(p.name))
+    return pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphans():
+    """After the whole vm tier: no QEMU of ours left running, no run directory left."""
+    before = set(_our_qemus())
+    yield
+    from nfteach.vm.qemu import runs_dir
+
+    left = set(_our_qemus()) - before
+    assert not left, f"orphan qemu processes: {sorted(left)}"
+    d = runs_dir()
+    leftovers = [x.name for x in d.iterdir()] if d.is_dir() else []
+    if not before:  # nobody else's guest was running: the run area must be empty again
+        assert not leftovers, f"run directories left behind: {leftovers}"
+
+
+@pytest.fixture
+def vm_lab(kernel):
+    from nfteach.lab import Lab
+    from nfteach.vm.backend import VmBackend
+
+    lab = Lab(backend=VmBackend(kernel=kernel))
+    try:
+        yield lab
+    finally:
+        lab.close()
