@@ -1,10 +1,13 @@
 """Every notebook runs top to bottom on sim 5.10; the sanity checks ran; the course is quick."""
+import os
+
 import pytest
 
 from nfteach.tour import SANITY, course_notebooks, tags
 
 NOTEBOOKS = course_notebooks()
-BUDGET_S = 60   # whole course on sim, measured ~20 s on a 2-core CI machine
+# whole course on sim: measured 14-21 s on an idle 2-core machine, 37 s while QEMU guests ran
+BUDGET_S = float(os.environ.get("NFTEACH_COURSE_BUDGET", "60"))
 
 
 def outputs_text(cell):
