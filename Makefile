@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup course test test-sim lint clean
+.PHONY: setup course test test-sim lint clean book tour bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,19 @@ test-sim: setup
 	$(PY) -m pytest -ra -q tests/unit tests/contract -m "not live and not vm"
 
 lint: setup
-	$(VENV)/bin/ruff check nfteach tests
+	$(VENV)/bin/ruff check nfteach tests bench
+
+# The executed course as a static HTML site (build/book/index.html).
+book: setup
+	$(PY) -m nfteach.book --out build/book
+
+# The whole course headless, one line per step (NFTEACH_BACKEND / --backend to change).
+tour: setup
+	$(VENV)/bin/nfteach tour
+
+# Benchmarks: one table, and bench/results.json.
+bench: setup
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

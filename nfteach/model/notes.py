@@ -32,7 +32,13 @@ LAB_COMMANDS = (
 )
 
 
+def printable(text: str, limit: int = 40) -> str:
+    """Learner text made safe to echo on a terminal: control characters escaped, length capped."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def unknown_command(name: str) -> str:
-    shown = name if len(name) <= 40 else name[:37] + "..."
+    shown = printable(name)
     return (f"nfteach: {shown}: not a lab command; supported: "
             f"{', '.join(LAB_COMMANDS)}, and kill/wait/sleep/jobs")

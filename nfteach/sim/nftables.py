@@ -313,6 +313,11 @@ def _err(line: str, e: NftError) -> Output:
         return Output.of(stderr=(e.msg if e.msg.startswith("nfteach: ") else f"Error: {e.msg}") + "\n",
                          status=2 if e.msg.startswith("nfteach: ") else 1)
     s, t = e.span
+    if "\n" in line:  # nft echoes only the line of the input that holds the error
+        start = line.rfind("\n", 0, s) + 1
+        end = line.find("\n", s)
+        end = len(line) if end == -1 else end
+        line, s, t = line[start:end], s - start, min(t, end) - start
     col = len(line[:s].encode())
     if t <= len(line):
         width = max(1, len(line[s:t].encode()))

@@ -11,6 +11,7 @@ its own run directory, so the image stays read-only and VMs never share a disk.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -131,6 +132,13 @@ def build_image(kernel: str, progress: Optional[Progress] = None, force: bool = 
     """Make sure kernel ``kernel`` has ``image/{vmlinuz,initrd.gz,disk.img}``; return the dir."""
     kdir = fetch_kernel(kernel, progress)
     out = image_dir(kernel)
+    kdir.mkdir(parents=True, exist_ok=True)
+    with open(kdir / ".image.lock", "w") as lock:  # one builder at a time per kernel
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_image(kernel, kdir, out, progress, force)
+
+
+def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress], force: bool) -> Path:
     stamp = out / "version"
     if stamp.exists() and stamp.read_text().strip() == image_version() and not force:
         _say(progress, f"image {kernel}: cached in {out}")

@@ -18,6 +18,7 @@ Layout of ``$NFTEACH_CACHE`` (default ``~/.cache/nfteach``)::
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -205,8 +206,15 @@ def fetch_kernel(kernel: str, progress: Optional[Progress] = None, keep_debs: bo
     """Download and unpack kernel ``kernel`` ("5.10" or "6.1"); return its cache directory."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
-    spec = KERNELS[kernel]
     kdir = kernel_dir(kernel)
+    kdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(kdir.parent / f".{kernel}.lock", "w") as lock:  # one download at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_kernel(kernel, kdir, progress, keep_debs)
+
+
+def _fetch_kernel(kernel: str, kdir: Path, progress: Optional[Progress], keep_debs: bool) -> Path:
+    spec = KERNELS[kernel]
     manifest = kdir / "manifest.json"
     if manifest.exists() and (kdir / "debug" / "vmlinux").exists():
         _say(progress, f"kernel {kernel}: cached in {kdir}")

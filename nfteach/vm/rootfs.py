@@ -7,6 +7,7 @@ built, so changing them does not need a new debootstrap.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -32,6 +33,13 @@ def rootfs_dir() -> Path:
 def build_rootfs(progress: Optional[Progress] = None, force: bool = False) -> Path:
     """debootstrap the shared userland once; return its directory."""
     dest = rootfs_dir()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f".{SUITE}.lock", "w") as lock:  # one debootstrap at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_rootfs(dest, progress, force)
+
+
+def _build_rootfs(dest: Path, progress: Optional[Progress], force: bool) -> Path:
     stamp = dest / ".nfteach-rootfs-ok"
     if stamp.exists() and not force:
         _say(progress, f"rootfs: cached in {dest}")

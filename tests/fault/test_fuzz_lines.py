@@ -214,7 +214,7 @@ def test_raw_text(texts):
 _RAW = _Labs("5.10")
 
 
-# A newline inside one argument is covered by test_nft_newline_in_argument (a known gap).
+# A newline inside one argument is covered by test_nft_newline_in_argument.
 _NO_NL = st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
@@ -264,9 +264,6 @@ def test_iptables_parser_direct(profile, variant, argvs):
         assert not why, f"iptables ({variant}) {argv[1:]!r} -> {out.status}: {why}\n{out.text}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding: sim nft echoes every physical line of an argument "
-                   "with a newline; real nft 1.0.6 prints only the line holding the error (3 lines). "
-                   "Fix: nfteach/sim/nftables.py _err()")
 def test_nft_newline_in_argument():
     """Real nft: ``nft $'0\\n'`` -> 'Error: syntax error, unexpected number', '0', '^' (3 lines)."""
     ns = _ns("6.18")

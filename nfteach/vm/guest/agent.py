@@ -40,18 +40,35 @@ except OSError:
     pass
 
 
+_session = None
+
+
 def tick():
-    """One synchronous keystroke on the session; returns an error text or None."""
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(10)
-        s.connect(SESSION_SOCK)
-        s.sendall(b"t")
-        ans = s.recv(16)
-        s.close()
-        return None if ans.startswith(b"ok") else ans.decode(errors="replace")
-    except OSError as e:
-        return str(e)
+    """One synchronous keystroke on the session; returns an error text or None.
+
+    The unix connection to the session client stays open between commands.
+    """
+    global _session
+    for _attempt in (1, 2):
+        try:
+            if _session is None:
+                _session = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                _session.settimeout(10)
+                _session.connect(SESSION_SOCK)
+            _session.sendall(b"t")
+            ans = b""
+            while not ans.endswith(b"\n"):
+                data = _session.recv(64)
+                if not data:
+                    raise OSError("session client closed the connection")
+                ans += data
+            return None if ans.startswith(b"ok") else ans.decode(errors="replace").strip()
+        except OSError as e:
+            if _session is not None:
+                _session.close()
+                _session = None
+            err = str(e)
+    return err
 
 
 def full_argv(ns, argv):
@@ -171,6 +188,13 @@ class Agent:
                 yield line
 
     def serve(self):
+        global _session
+        try:  # open the session connection now, before any learner command
+            _session = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            _session.settimeout(10)
+            _session.connect(SESSION_SOCK)
+        except OSError:
+            _session = None
         self.send({"op": "ready", "release": os.uname().release, "pid": os.getpid()})
         for line in self.lines():
             try:
