@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup course test test-sim lint clean book tour bench
+.PHONY: setup course article test test-sim lint clean book tour bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(PY):
 setup: $(PY)
 	$(PY) -m pip install -q -e '.[test,live,drgn,widgets,notebooks]'
 
-# The course on the default backend (the simulator): the article, step by step.
+# The course on the default backend (the simulator): JupyterLab on the first notebook.
 course: setup
+	$(VENV)/bin/jupyter lab notebooks/00-setup.ipynb
+
+# The article's sequence as a transcript, on the simulator.
+article: setup
 	$(VENV)/bin/nfteach shell nfteach/scenarios/article.lab
 
 test: setup
