@@ -12,6 +12,7 @@ reading the guest's memory over QMP.
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import itertools
 import logging
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -30,6 +32,15 @@ from .console import Console, ConsoleClosed
 from .qemu import Qemu, clean_stale_runs, qemu_binary
 
 log = logging.getLogger("nfteach.vm")
+
+_LIVE: weakref.WeakSet[VmBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """A program that forgot close(): still stop its guests when Python exits."""
+    for b in list(_LIVE):
+        b.close()
 
 KERNELS = tuple(fetch.KERNELS)
 DEFAULT_KERNEL = "5.10"
@@ -52,6 +63,11 @@ class VmJob(Job):
         self.backend, self.job, self.argv, self.machine, self.pid = backend, job, list(argv), machine, pid
         self.gen = gen
         self._result: Optional[Output] = None
+        self._ended_at_start = False
+
+    def done(self) -> bool:
+        """True when the job had already ended by the time spawn() returned (or was waited for)."""
+        return self._result is not None or self._ended_at_start
 
     def _console(self) -> Console:
         if self.backend._gen != self.gen or self.backend.console is None:
@@ -134,6 +150,7 @@ class VmBackend(Backend):
             self.close()
             raise BackendUnavailable(f"vm backend: the {self.kernel} guest did not boot ({e}) {tail}".strip()) from None
         self.release = ready.get("release")
+        _LIVE.add(self)
         self._gen += 1
         self.boot_seconds = time.monotonic() - t0
         log.info("vm %s: booted %s in %.1f s", self.kernel, self.release, self.boot_seconds)
@@ -188,7 +205,9 @@ class VmBackend(Backend):
         ready = "Attaching" if argv and argv[0] == "bpftrace" else None
         ans = self._call(lambda c: c.request("spawn", timeout=200, argv=list(argv), ns=machine, job=job,
                                              ready=ready, ready_timeout=150))
-        return VmJob(self, job, argv, machine, ans["pid"], self._gen)
+        j = VmJob(self, job, argv, machine, ans["pid"], self._gen)
+        j._ended_at_start = bool(ans.get("finished"))
+        return j
 
     def write_file(self, machine: str, path: str, text: str) -> None:
         self._ensure()

@@ -114,27 +114,52 @@ class Qemu:
             self.run_dir = None
 
 
+def _qemu_of(d: Path) -> Optional[int]:
+    """PID of the QEMU that runs in run directory ``d``, if it is still running."""
+    try:
+        pid = int((d / "qemu.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"qemu-system" in cmdline and str(d).encode() in cmdline else None
+
+
+def _owner_alive(d: Path) -> bool:
+    try:
+        os.kill(int((d / "owner").read_text().strip()), 0)
+        return True
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def stale_runs() -> List[Path]:
-    """Run directories whose QEMU is gone (a crashed or killed lab); safe to remove."""
+    """Run directories of guests that are gone, or whose owning process is gone."""
     out = []
     if not runs_dir().is_dir():
         return out
     for d in runs_dir().iterdir():
-        pid = None
-        try:
-            pid = int((d / "qemu.pid").read_text().strip())
-            os.kill(pid, 0)
-            alive = Path(f"/proc/{pid}/exe").resolve().name.startswith("qemu")
-        except (OSError, ValueError):
-            alive = pid is None and time.time() - d.stat().st_mtime < 60  # still starting
-        if not alive:
+        if not d.is_dir():
+            continue
+        if not (d / "owner").exists() and time.time() - d.stat().st_mtime < 60:
+            continue  # still starting
+        if _qemu_of(d) is None or not _owner_alive(d):
             out.append(d)
     return out
 
 
 def clean_stale_runs() -> int:
+    """Remove leftovers of crashed labs; a QEMU whose owner died is ended by its PID."""
     n = 0
     for d in stale_runs():
+        pid = _qemu_of(d)
+        if pid is not None:
+            log.info("ending orphan QEMU %d (its lab process is gone)", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(d, ignore_errors=True)
         n += 1
     return n
