@@ -558,7 +558,7 @@ class _Recorder:
             self.timeline.append(["wire", m, now, skb, "veth"])
         elif name == "tcp_v4_rcv" and skb is not None:
             self.timeline.append(["deliver", self.addr.get(skb.daddr, "?"), now, skb, "tcp_v4_rcv"])
-        elif name == self.free_fn and skb is not None:
+        elif name == self.free_fn and skb is not None and hasattr(skb, "saddr"):  # not AF_UNIX skbs
             self.drops[id(skb)] = skb.nfct
             reason = str(args.get("reason", ""))
             self.timeline.append(["drop", "?", now, skb, reason, None])
@@ -575,7 +575,7 @@ class _Recorder:
         if "priority" in args and "owner" in args and skb is not None:
             ct = skb.nfct
             self.timeline.append(["hook", "?", self.k.now, skb, name, _ct_state(ct) if ct is not None else None])
-        elif name == self.free_fn and skb is not None:
+        elif name == self.free_fn and skb is not None and hasattr(skb, "saddr"):
             ct = self.drops.pop(id(skb), None)
             for item in reversed(self.timeline):
                 if item[0] == "drop" and item[3] is skb:

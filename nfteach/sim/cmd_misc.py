@@ -67,6 +67,10 @@ def nc(kernel, ns, argv) -> Output:
     except ValueError:
         return Output.of(stderr=f'nc: getaddrinfo for host "{host}" port {port_s}: Name or service not known\n', status=1)
     stack = kernel.stack
+    # Debian's glibc asks nscd first (two lookups; no nscd runs, so both unix connects fail
+    # with ENOENT: measured with strace on bookworm's nc.openbsd)
+    for _ in range(2):
+        stack.unix_stream_connect(ns, "/var/run/nscd/socket")
     start = kernel.now
     sock = stack.connect(ns, host, port)
     limit = start + (timeout if timeout else 130.0)

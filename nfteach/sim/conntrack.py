@@ -261,12 +261,14 @@ class Conntrack:
         return self.nf_conntrack_in(skb, state)
 
     def ipv4_confirm(self, skb, state) -> int:
-        ct = skb.nfct
-        if ct is None or ct.confirmed:
-            return NF_ACCEPT
-        if skb.ctinfo is not None and skb.ctinfo >= IP_CT_IS_REPLY:
-            return NF_ACCEPT
-        return self.nf_conntrack_confirm(skb, state)
+        # 5.10/6.1: the hook function ipv4_confirm tail-calls nf_confirm; 6.18 registers nf_confirm itself
+        with (_NULL if self.profile.hookfn.get("confirm4") == "nf_confirm" else self._t("nf_confirm", skb=skb)):
+            ct = skb.nfct
+            if ct is None or ct.confirmed:
+                return NF_ACCEPT
+            if skb.ctinfo is not None and skb.ctinfo >= IP_CT_IS_REPLY:
+                return NF_ACCEPT
+            return self.nf_conntrack_confirm(skb, state)
 
     # -- the packet path through conntrack -----------------------------------------------
     def nf_conntrack_in(self, skb, state) -> int:
@@ -286,8 +288,25 @@ class Conntrack:
             direction = REPLY if skb.ctinfo >= IP_CT_IS_REPLY else ORIGINAL
             with self._t("nf_conntrack_handle_packet"):
                 with self._t("nf_conntrack_tcp_packet"):
+                    if state.hooknum == PRE_ROUTING:  # tcp_error: checksum of what comes in (nf_conntrack_checksum=1)
+                        with self._t("nf_checksum"):
+                            with self._t("nf_ip_checksum"):
+                                pass
+                    if not ct.confirmed:  # tcp_new() ran in init_conntrack here: its traced calls
+                        with self._t("tcp_new"):
+                            with self._t("tcp_options"):
+                                pass
+                    with self._t("spin_lock_bh"):  # ct->lock
+                        pass
                     verdict, timeout, actions = tcp_ct.tcp_packet(
                         ct, skb, direction, bool(ct.status & IPS_SEEN_REPLY), bool(ct.status & IPS_ASSURED))
+                    with self._t("nf_ct_seq_offset"):  # tcp_in_window
+                        pass
+                    with self._t("spin_unlock_bh"):
+                        with self._t("local_bh_enable"):
+                            pass
+                    if timeout is not None and verdict not in ("reopen", "invalid", "ignore"):
+                        self.nf_ct_refresh_acct(ct, timeout, skb, direction)
             if verdict == "reopen":
                 self.nf_ct_kill(ct)
                 self._skb_put(skb)
@@ -298,8 +317,6 @@ class Conntrack:
                 return NF_ACCEPT
             if verdict == "ignore":
                 return NF_ACCEPT
-            if timeout is not None:
-                self.nf_ct_refresh_acct(ct, timeout, skb, direction)
             if verdict == "kill":
                 self.nf_ct_kill(ct)
                 return NF_ACCEPT
@@ -319,7 +336,11 @@ class Conntrack:
             with self._t("hash_conntrack_raw"):
                 hash_conntrack_raw(t)
             with self._t("__nf_conntrack_find_get"):
+                with self._t("rcu_read_lock"):
+                    pass
                 h = self.find(net, t)
+                with self._t("rcu_read_unlock"):
+                    pass
             if h is None:
                 ct = self.init_conntrack(net, t, skb)
                 if ct is None:
@@ -359,6 +380,12 @@ class Conntrack:
             ct = self.__nf_conntrack_alloc(net, t)
             if ct is None:
                 return None
+            with self._t("nf_ct_ecache_ext_add"):
+                self._ext_add()  # with nf_conntrack_events=1; 6.1's default 2 adds none without a listener
+            self._pernet()  # nf_ct_pernet(net)->expect_count
+            with self._t("__nf_ct_try_assign_helper"):
+                with self._t("__nf_ct_helper_find"):
+                    pass
             tcp = tcp_ct.tcp_new(skb, loose=bool(self.tcp_loose))
             if tcp is None:
                 self.nf_conntrack_free(ct)
@@ -368,8 +395,35 @@ class Conntrack:
             self.nf_ct_add_to_unconfirmed_list(ct)
             return ct
 
+    # -- traced calls of kernel helpers (function_graph shows them; no model state) ---------
+    def _pernet(self) -> None:
+        """``nf_ct_pernet()`` -> ``net_generic()``: an RCU read-side section (where this
+        kernel keeps the conntrack counters in the pernet area; ``[trace] uncalled`` otherwise)."""
+        with self._t("net_generic"):
+            with self._t("rcu_read_lock"):
+                pass
+            with self._t("rcu_read_unlock"):
+                pass
+
+    def _ext_add(self) -> None:
+        """``nf_ct_ext_add``: the extension type under RCU, then ``krealloc`` of ct->ext."""
+        with self._t("nf_ct_ext_add"):
+            with self._t("rcu_read_lock"):
+                pass
+            with self._t("rcu_read_unlock"):
+                pass
+            with self._t("krealloc"):
+                with self._t("__kmalloc_track_caller"):
+                    with self._t("kmalloc_slab"):
+                        pass
+                    with self._t("should_failslab"):
+                        pass
+                with self._t("kfree"):
+                    pass
+
     def __nf_conntrack_alloc(self, net, t: CtTuple) -> Optional[NfConn]:
         with self._t("__nf_conntrack_alloc"):
+            self._pernet()  # the counter: nf_ct_pernet(net)->count
             net.ct.count += 1
             mx = self.nf_conntrack_max
             if mx and net.ct.count > mx:
@@ -381,6 +435,9 @@ class Conntrack:
                     self.dmesg.append(msg)
                     self.kernel.log(msg)
                     return None
+            with self._t("kmem_cache_alloc"):
+                with self._t("should_failslab"):
+                    pass
             return NfConn(net, t, self.kernel.cpu)
 
     def early_drop(self, net, hash_: int) -> bool:
@@ -397,8 +454,14 @@ class Conntrack:
 
     def nf_ct_add_to_unconfirmed_list(self, ct: NfConn) -> None:
         with self._t("nf_ct_add_to_unconfirmed_list", ct=ct):
+            with self._t("spin_lock"):  # the per-cpu list lock
+                pass
             ct.net.ct.unconfirmed[ct.cpu].append(ct)
             ct.on_unconfirmed = True
+            # init_conntrack's local_bh_enable() right after the insert (the bh-disabled
+            # section exists with the unconfirmed list: gone with it in 6.1)
+            with self._t("local_bh_enable"):
+                pass
 
     def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
         name = self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list"
@@ -411,13 +474,15 @@ class Conntrack:
             ct.on_unconfirmed = False
 
     def nf_ct_refresh_acct(self, ct: NfConn, timeout: float, skb, direction: int) -> None:
-        if ct.confirmed:
-            ct.timeout = self.kernel.now + timeout
-        else:
-            ct.timeout = timeout
-        c = ct.counters
-        c[2 * direction] += 1
-        c[2 * direction + 1] += skb.len
+        with self._t("__nf_ct_refresh_acct"):
+            if ct.confirmed:
+                ct.timeout = self.kernel.now + timeout
+            else:
+                ct.timeout = timeout
+            with self._t("nf_ct_acct_add"):
+                c = ct.counters
+                c[2 * direction] += 1
+                c[2 * direction + 1] += skb.len
 
     def nf_conntrack_confirm(self, skb, state) -> int:
         ct = skb.nfct

@@ -22,11 +22,31 @@ from .netfilter import (
 )
 from .netns import HookState
 from .skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
+from .skb import _ids as _skb_ids
 from .tracer import _NULL, _Frame
 
 LINK_LATENCY = 0.00005  # veth + softirq, seconds
 RTO_INIT = 1.0  # TCP_TIMEOUT_INIT
 EPHEMERAL = (32768, 60999)  # net.ipv4.ip_local_port_range
+
+
+class UnixSkb:
+    """An AF_UNIX skb (``sock_wmalloc`` in ``unix_stream_connect``): no network headers
+    (``transport_header`` unset, ``~0``), ``skb->protocol`` 0. Only tracing sees it."""
+
+    HEADROOM = 64
+    eth_protocol = 0
+    def __init__(self):
+        self.id = next(_skb_ids)
+        self.nfct, self.ctinfo, self.mark, self.dev, self.freed = None, None, 0, "", None
+
+    @property
+    def len(self) -> int:
+        return 1
+
+    def linear(self):
+        return bytes(self.HEADROOM + 1), {"mac_header": 0xFFFF, "network_header": 0xFFFF,
+                                          "transport_header": 0xFFFF, "data": self.HEADROOM, "mac_len": 0}
 
 
 class Sock:
@@ -256,7 +276,11 @@ class Stack:
         if sock.state != "SYN_SENT" or self.socks.get(sock.key) is not sock:
             return
         sock.syn_count += 1
-        self._send(sock, SYN, seq=isn)
+        if sock.syn_count == 1:
+            self._send(sock, SYN, seq=isn)
+        else:
+            with self._t("tcp_retransmit_timer"):  # the retransmission timer (softirq) sends it again
+                self._send(sock, SYN, seq=isn)
         sock.snd_nxt = isn + 1
         linear = int(self.k.profile.extra.get("tcp_syn_linear_timeouts", 0))
         next_rto = rto if sock.syn_count <= linear else rto * 2
@@ -270,6 +294,17 @@ class Stack:
         elif sock.state == "SYN_SENT":
             sock.state = "CLOSED"
             self.socks.pop(sock.key, None)
+
+    # -- AF_UNIX ----------------------------------------------------------------------------
+    def unix_stream_connect(self, ns, path: str) -> str:
+        """``connect()`` of an AF_UNIX stream socket to ``path``; the model has no unix
+        listeners, so it fails with ENOENT. Kernels that allocate the skb for the peer before
+        looking the peer up (profile ``[trace] unix_connect_prealloc_skb``: 5.10, 6.1) free
+        it on the way out through ``kfree_skb``, which the skb:kfree_skb tracepoint sees."""
+        with self._t("unix_stream_connect", path=path):
+            if self.k.profile.extra.get("trace", {}).get("unix_connect_prealloc_skb"):
+                self.kfree_skb(UnixSkb(), reason="NOT_SPECIFIED")
+        return "ENOENT"
 
     # -- the lab's session on tcp/22 -----------------------------------------------------
     def start_session(self, client_ns, server_ns, port: int = 22) -> None:

@@ -71,9 +71,12 @@ def test_function_graph_5_10_new_syn_like_the_article():
     for piece in ("|  ipv4_conntrack_in [nf_conntrack]() {", "|    nf_conntrack_in [nf_conntrack]() {",
                   "|      get_l4proto [nf_conntrack]();", "|      nf_ct_get_tuple [nf_conntrack]() {",
                   "|        nf_ct_get_tuple_ports [nf_conntrack]();", "|      hash_conntrack_raw [nf_conntrack]();",
-                  "|      __nf_conntrack_find_get [nf_conntrack]();",
+                  "|      __nf_conntrack_find_get [nf_conntrack]() {",
+                  "|        rcu_read_unlock_strict();",  # non-preemptible RCU: rcu_read_lock is no call
                   "|      init_conntrack.constprop.0 [nf_conntrack]() {",
-                  "|        nf_ct_invert_tuple [nf_conntrack]();", "|        __nf_conntrack_alloc [nf_conntrack]();"):
+                  "|        nf_ct_invert_tuple [nf_conntrack]();", "|        __nf_conntrack_alloc [nf_conntrack]() {",
+                  "|          kmem_cache_alloc() {", "|        _raw_spin_lock();",  # the inlined unconfirmed-list add
+                  "|        tcp_new [nf_conntrack]() {"):
         assert piece in block, piece
     assert "resolve_normal_ct" not in text  # inlined
     assert "ipv4_conntrack_defrag [nf_defrag_ipv4]();" in text
@@ -88,6 +91,9 @@ def test_function_graph_6_1_differs_as_measured():
     assert "nf_ct_get_tuple [nf_conntrack]();" in block  # nf_ct_get_tuple_ports inlined on 6.1
     assert "nf_ct_get_tuple_ports" not in text
     assert "nf_ct_add_to_unconfirmed_list" not in text  # no unconfirmed list
+    assert "_raw_spin_lock()" not in text and "__nf_ct_try_assign_helper" not in text
+    assert "|        __rcu_read_lock();" in block  # preemptible RCU: both are calls
+    assert "|        nf_ct_ecache_ext_add [nf_conntrack]();" in block  # no listener: no extension
     assert "irqs-off/BH-disabled" in after
 
 
@@ -119,7 +125,7 @@ def test_capture_gives_the_structured_trace(kernel):
     fns = r.functions()
     assert fns[0] == "ipv4_conntrack_in" and "__nf_conntrack_alloc" in fns
     assert all(e.cpu == 0 for e in r.events)
-    leaf = next(e for e in r.events if e.function == "__nf_conntrack_alloc")
+    leaf = next(e for e in r.events if e.function == "nf_ct_invert_tuple")
     assert leaf.kind == "leaf" and leaf.duration_ns > 0 and leaf.module == "nf_conntrack"
     data = json.loads(r.to_json())
     assert data["events"][0]["function"] == "ipv4_conntrack_in"

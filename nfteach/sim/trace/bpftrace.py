@@ -16,7 +16,7 @@ from . import bt_lang as L
 from .bt_mem import Memory
 from .bt_run import Ctx, Runtime
 from .kdata import HOOK_SIGNATURE, SIGNATURES, KData
-from .state import trace_state
+from .state import HELPERS, trace_state
 
 USAGE_HINT = "supported: bpftrace -e 'PROGRAM', bpftrace FILE, bpftrace -l ['PATTERN']"
 #: wall clock of model time 0 (time() output; normalised away in comparisons)
@@ -105,7 +105,7 @@ class Session:
         if self.attach_errors:
             self.err("".join(self.attach_errors))
             if self.fatal_attach:
-                self.status = 1
+                self.status = 255  # BPFtrace::run() returns -1 (measured on 6.1: status 255)
                 return self.finish(print_maps=False)
         self.rt.start_ns = self.nsecs()
         trace_state(self.k).bpftrace.append(self)
@@ -131,7 +131,7 @@ class Session:
     def model_functions(self) -> Dict[str, str]:
         """kernel symbol -> model function, for the functions this model runs on this kernel."""
         out = {}
-        for name in trace_state(self.k).known_functions(self.k):
+        for name in trace_state(self.k).known_functions(self.k) - HELPERS:
             sym = self.kd.symbol(name)
             if sym:
                 out[sym] = name
@@ -237,7 +237,7 @@ class Session:
 
     # -- events ----------------------------------------------------------------------------
     def on_event(self, ev) -> None:
-        if self.done:
+        if self.done or (self.kd.cut and not self.kd.runs(self.k.tracer.stack)):
             return
         if ev.kind == "entry":
             for ix, ap, sym in self.kprobes.get(ev.function, ()):
@@ -293,14 +293,14 @@ class Session:
                 caller = self.kd.symbol(stack[-2]) if len(stack) > 1 else ""
                 off = self.kd.offsets.get(f"{caller}>{sym}")
                 vals[name] = trace_state(self.k).kaddr(caller, off or 0)
-            elif name == "protocol":
-                vals[name] = 0x0800
+            elif name == "protocol":  # ntohs(skb->protocol): ETH_P_IP, 0 for an AF_UNIX skb
+                vals[name] = getattr(skb, "eth_protocol", 0x0800)
             elif name == "reason":
                 vals[name] = self.kd.drop_reasons.get(str(ev.args.get("reason", "NOT_SPECIFIED")),
                                                       self.kd.drop_reasons.get("NOT_SPECIFIED", 0))
             else:
                 vals[name] = 0
-        # the tracepoint's own frame; "+?" where its offset was not captured on this kernel yet
+        # the tracepoint's own frame(s); "+?" where its offset was not captured on this kernel yet
         site = self.kd.tp_sites.get(ap.split(":", 1)[1]) or f"{sym}+?"
         tp_struct = "struct _tracepoint_" + ap.split(":", 1)[1].replace(":", "_")
         ctx = Ctx(ap, tp_args=vals, tp_struct=tp_struct, **self._ctx_common(ev),

@@ -175,8 +175,8 @@ class Memory:
                     return skb.len
                 if name == "data_len":
                     return 0
-                if name == "protocol":
-                    return 0x0008  # htons(ETH_P_IP) read as a little-endian u16
+                if name == "protocol":  # htons(ETH_P_IP) read as a little-endian u16; 0 for AF_UNIX
+                    return 0x0008 if getattr(skb, "eth_protocol", 0x0800) else 0
                 if name == "mark":
                     return skb.mark
                 if name == "dev":
@@ -209,7 +209,7 @@ class Memory:
         ind = self.dev(state.in_dev) if state.in_dev else Ptr(0, "struct net_device")
         outd = self.dev(state.out_dev) if state.out_dev else Ptr(0, "struct net_device")
         self.objects[addr] = ("struct nf_hook_state", lambda f, s=state: (
-            s.hook if f == "hook" else 2 if f == "pf" else ind if f == "in" else outd if f == "out" else 0))
+            s.hooknum if f == "hook" else 2 if f == "pf" else ind if f == "in" else outd if f == "out" else 0))
         return Ptr(addr, "struct nf_hook_state")
 
     # reads ------------------------------------------------------------------------------

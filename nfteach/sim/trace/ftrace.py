@@ -96,7 +96,7 @@ class Tracefs:
             return
         kd = self._kd
         sym = kd.symbol(ev.function)
-        if sym is None:
+        if sym is None or (kd.cut and not kd.runs(self.kernel.tracer.stack)):
             return
         if ev.kind == "entry":
             self.clock += ENTRY_NS

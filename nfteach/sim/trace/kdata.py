@@ -4,20 +4,29 @@ Profile tables (``nfteach/model/profiles/*.toml``, all under ``[trace...]``):
 
 * ``[trace]`` flags: ``function_graph``, ``kprobes``, ``kprobe_offset`` (``+1`` of a kprobe
   frame), ``tracefs``, ``bpftrace_preamble``, ``kprobe_missing`` (what bpftrace prints for a
-  function this kernel does not have), ``absent`` (functions this kernel does not have).
+  function this kernel does not have), ``absent`` (functions this kernel does not have),
+  ``uncalled`` (calls the model makes that this kernel does not make on these paths). Nothing
+  under an absent or uncalled function leaves a trace either (it does not run on this kernel).
+  ``unix_connect_prealloc_skb``: ``unix_stream_connect`` allocates the peer's skb before the
+  lookup and frees it when the connect fails.
 * ``[trace.symbols]`` model function -> kernel symbol (``init_conntrack.constprop.0``).
 * ``[trace.modules]`` kernel symbol -> module (``[nf_conntrack]`` in function_graph).
 * ``[trace.hidden]`` ``functions``: modelled functions the compiler inlined on this kernel
   (invisible to function_graph, kprobes and stacks).
 * ``[trace.kstack]`` ``skip`` (frames a stack does not show: tail calls), ``offsets``
-  (``"caller>callee" = return-address offset``), ``tracepoint_sites`` (top frame of a
-  tracepoint), ``rx`` (frames below the receive path) and ``tx.<cause>`` (the sender's frames).
+  (``"caller>callee" = return-address offset``), ``tracepoint_sites`` (top frame(s) of a
+  tracepoint: 5.10's bpftrace shows the site twice), ``rx`` (frames below the receive path),
+  ``tx.<cause>`` (below those: who ran the receive softirq for that sender) and
+  ``below`` (``"frame@cause"`` or ``"frame"``: the unmodelled callers under the lowest
+  modelled frame, e.g. the syscall under ``unix_stream_connect``), all as captured.
 * ``[trace.tracepoints.<name>]`` fields of a tracepoint, ``[trace.drop_reasons]``.
 * ``[trace.costs]`` nanoseconds per function for function_graph durations (model clock).
 """
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from .state import CAUSES
 
 #: function_graph cost of a function itself (ns, model clock), unless the profile says otherwise.
 DEFAULT_COST_NS = 180
@@ -59,10 +68,13 @@ class KData:
         self.modules: Dict[str, str] = dict(t.get("modules", {}))
         self.hidden = set(t.get("hidden", {}).get("functions", []))
         self.absent = set(t.get("absent", []))
+        self.uncalled = set(t.get("uncalled", []))
+        self.cut = frozenset(self.absent | self.uncalled)
         ks = t.get("kstack", {})
         self.skip = set(ks.get("skip", []))
         self.offsets: Dict[str, int] = dict(ks.get("offsets", {}))
-        self.tp_sites: Dict[str, str] = dict(ks.get("tracepoint_sites", {}))
+        self.tp_sites: Dict[str, object] = dict(ks.get("tracepoint_sites", {}))
+        self.below: Dict[str, List[str]] = {k: list(v) for k, v in ks.get("below", {}).items()}
         self.rx: List[str] = list(ks.get("rx", []))
         self.tx: Dict[str, List[str]] = {k: list(v) for k, v in ks.get("tx", {}).items()}
         self.tracepoints: Dict[str, Dict[str, str]] = dict(t.get("tracepoints", {}))
@@ -82,6 +94,11 @@ class KData:
             return None
         return self.symbols.get(model_name, model_name)
 
+    def runs(self, model_stack: Sequence[str]) -> bool:
+        """False when a frame of ``model_stack`` is a call this kernel does not make."""
+        cut = self.cut
+        return not cut or not any(f in cut for f in model_stack)
+
     def model_name(self, symbol: str) -> str:
         for m, s in self.symbols.items():
             if s == symbol:
@@ -95,15 +112,16 @@ class KData:
         return int(self.costs.get(model_name, DEFAULT_COST_NS))
 
     # stacks ------------------------------------------------------------------------------
-    def frames(self, model_stack: Sequence[str], top: str, cause: Optional[Tuple[str, ...]]) -> Tuple[str, ...]:
+    def frames(self, model_stack: Sequence[str], top, cause: Optional[Tuple[str, ...]]) -> Tuple[str, ...]:
         """Kernel stack (innermost first) for a probe that fired at ``model_stack[-1]``.
 
-        ``top`` is the first frame (``func+1`` for a kprobe, the tracepoint's site).
-        Below the modelled frames come the receive softirq frames (``rx``) and the sender's
-        frames for the packet's ``cause`` (``tx.<cause>``), as captured on the real kernel.
+        ``top`` is the first frame (``func+1`` for a kprobe, the tracepoint's site: a frame or
+        a list of frames). Below the modelled frames come the receive softirq frames (``rx``)
+        and the frames of whoever ran it for the packet's ``cause`` (``tx.<cause>``), or the
+        unmodelled callers of the lowest modelled frame (``below``), as captured on the real kernel.
         """
         syms = [s for s in (self.symbol(m) for m in model_stack) if s is not None]
-        out = [top]
+        out = [top] if isinstance(top, str) else list(top)
         callee = syms[-1] if syms else ""
         for caller in reversed(syms[:-1]):
             if caller in self.skip:
@@ -118,6 +136,12 @@ class KData:
                 out.extend(self.rx)
                 if cause:
                     out.extend(self.tx.get(cause[0], []))
+                return tuple(out)
+        # the lowest frame shown is `callee`: what called it is not modelled (the syscall, the
+        # sender's stack under ip_output), so the captured frames follow, if any
+        if self.below:
+            here = next((m for m in model_stack if m in CAUSES), "")
+            out.extend(self.below.get(f"{callee}@{here}", self.below.get(callee, [])))
         return tuple(out)
 
     def _rx_top(self) -> str:

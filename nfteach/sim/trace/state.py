@@ -17,10 +17,23 @@ MODEL_FUNCTIONS = {
     "hash_conntrack_raw", "__nf_conntrack_find_get", "init_conntrack", "nf_ct_invert_tuple",
     "__nf_conntrack_alloc", "nf_ct_add_to_unconfirmed_list", "nf_conntrack_handle_packet",
     "nf_conntrack_tcp_packet", "nf_ct_delete", "nf_ct_kill_acct", "nf_conntrack_destroy",
-    "nf_conntrack_free", "nf_conntrack_put",
+    "nf_conntrack_free", "nf_conntrack_put", "nf_confirm", "__nf_conntrack_confirm", "tcp_retransmit_timer",
+    "unix_stream_connect",
+    # conntrack's own callees that function_graph shows (traced calls only, no model state)
+    "nf_ct_ecache_ext_add", "nf_ct_ext_add", "__nf_ct_try_assign_helper", "__nf_ct_helper_find",
+    "nf_ct_seq_offset", "tcp_new", "tcp_options", "__nf_ct_refresh_acct", "nf_ct_acct_add",
 }
+#: kernel helpers the model calls only where conntrack calls them (RCU, locks, slab, checksum):
+#: function_graph shows them inside the modelled functions; a kprobe on one would miss every
+#: other caller in the kernel, so bpftrace does not offer them. Names per kernel: [trace.symbols].
+HELPERS = {
+    "rcu_read_lock", "rcu_read_unlock", "net_generic", "spin_lock", "spin_lock_bh", "spin_unlock_bh",
+    "local_bh_enable", "kmem_cache_alloc", "should_failslab", "krealloc", "__kmalloc_track_caller",
+    "kmalloc_slab", "kfree", "nf_checksum", "nf_ip_checksum",
+}
+MODEL_FUNCTIONS |= HELPERS
 #: model functions that say why a packet was sent (the sender's stack below __dev_queue_xmit)
-CAUSES = ("tcp_v4_connect", "tcp_sendmsg", "tcp_close")
+CAUSES = ("tcp_v4_connect", "tcp_sendmsg", "tcp_close", "tcp_retransmit_timer")
 #: the lab's processes, as ``comm`` shows them
 SESSION_COMM = "python3"
 _FIRST_PID = 1017
