@@ -4,7 +4,7 @@ written by ``nfteach capture --kernel K`` on the vm backend).
 Real captures carry noise the model does not have (timer interrupts inside a function_graph on
 a slow guest), so each comparison states what must agree: the SYN lines of the article's
 program, the whole function_graph call tree (interrupt entries and their subtrees left out),
-the kernel stacks with their counts, and the variations after ``normalize`` (map lines
+the kernel stacks with their counts (IPv6 link traffic left out), and the variations after ``normalize`` (map lines
 compared as sets: bpftrace prints equal counts in hash order). A test skips only when its
 golden file is not there yet.
 """
@@ -123,8 +123,11 @@ def test_kernel_stacks_are_the_real_ones(kernel, nth):
     if "Error attaching probe" in real:  # 6.1: the unconfirmed-list function is gone
         assert [ln for ln in mine.splitlines() if ln.strip()] == [ln for ln in real.splitlines() if ln.strip()]
         return
-    assert _stacks(real)
-    assert _stacks(mine) == _stacks(real)
+    # IPv6 link traffic of the lab's veth pair (MLD/router solicitations dropped in ip6_mc_input)
+    # shows up in some real runs; the model has no IPv6 traffic, so those stacks are left out
+    real_stacks = {st: n for st, n in _stacks(real).items() if not any(f.startswith("ip6_") for f in st)}
+    assert real_stacks
+    assert _stacks(mine) == real_stacks
 
 
 def _sorted_maps(text):
