@@ -119,14 +119,24 @@ class VmBackend(Backend):
         return f"backend vm, Debian kernel {self.kernel}{rel} under QEMU"
 
     def _image(self) -> Path:
-        from .disk import build_image, image_dir
+        from .disk import build_image, check_image, image_dir
 
         img = image_dir(self.kernel)
         if (img / "version").exists() and not self.build:
+            damage = check_image(img)
+            if damage:
+                raise BackendUnavailable(
+                    f"vm backend: kernel {self.kernel}'s image is not whole: {damage}; "
+                    f"run `nfteach vm build --kernel {self.kernel} --force`")
             return img
+        damage = check_image(img) if (img / "version").exists() else None
         try:
             return build_image(self.kernel)
         except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+            if damage:
+                raise BackendUnavailable(
+                    f"vm backend: kernel {self.kernel}'s image is not whole ({damage}) and could not be rebuilt; "
+                    f"run `nfteach vm build --kernel {self.kernel} --force`") from None
             raise BackendUnavailable(
                 f"vm backend: kernel {self.kernel} is not ready ({e}); run `nfteach vm fetch --kernel {self.kernel}`"
             ) from None

@@ -92,7 +92,10 @@ def status() -> int:
     for k in fetch.KERNELS:
         m = fetch.read_manifest(k)
         img = "image built" if (image_dir(k) / "disk.img").exists() else "no image"
-        out.append(f"kernel {k}: " + (f"{m['release']} ({img})" if m else "not fetched"))
+        if isinstance(m, fetch.DamagedManifest) or (m is not None and "release" not in m):
+            out.append(f"kernel {k}: damaged manifest (run `nfteach vm fetch --kernel {k}`)")
+        else:
+            out.append(f"kernel {k}: " + (f"{m['release']} ({img})" if m else "not fetched"))
     stale = set(stale_runs())
     runs = sorted(runs_dir().iterdir()) if runs_dir().is_dir() else []
     for d in runs:

@@ -140,7 +140,8 @@ def build_image(kernel: str, progress: Optional[Progress] = None, force: bool = 
 
 def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress], force: bool) -> Path:
     stamp = out / "version"
-    if stamp.exists() and stamp.read_text().strip() == image_version() and not force:
+    if stamp.exists() and stamp.read_text().strip() == image_version() and not force \
+            and (out / INTEGRITY).exists() and check_image(out) is None:
         _say(progress, f"image {kernel}: cached in {out}")
         return out
     release = read_manifest(kernel)["release"]
@@ -180,8 +181,57 @@ def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress
     )
     shutil.rmtree(staging)
     shutil.copy2(kdir / "vmlinuz", tmp / "vmlinuz")
+    _write_integrity(tmp)
     (tmp / "version").write_text(image_version() + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     _say(progress, f"image {kernel}: ready in {out}")
     return out
+
+
+INTEGRITY = "integrity.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_integrity(img: Path) -> None:
+    """Sizes (and checksums of the small files) of a built image, checked before each boot."""
+    import json
+
+    rec = {}
+    for name in ("vmlinuz", "initrd.gz", "disk.img"):
+        p = img / name
+        rec[name] = {"size": p.stat().st_size}
+        if name != "disk.img":  # the disk is 2.5 GB sparse: its size is the check
+            rec[name]["sha256"] = _sha256(p)
+    (img / INTEGRITY).write_text(json.dumps(rec, indent=1) + "\n")
+
+
+def check_image(img: Path) -> Optional[str]:
+    """None if the built image is whole, else a one-line description of what is damaged."""
+    import json
+
+    rec_path = img / INTEGRITY
+    if not rec_path.exists():
+        return None  # built before integrity records existed; the boot itself will tell
+    try:
+        rec = json.loads(rec_path.read_text())
+    except (OSError, ValueError):
+        return f"{rec_path} is damaged"
+    for name, want in rec.items():
+        p = img / name
+        if not p.exists():
+            return f"{p} is missing"
+        if p.stat().st_size != want.get("size"):
+            return f"{p} is damaged (size {p.stat().st_size}, expected {want.get('size')})"
+        if "sha256" in want and _sha256(p) != want["sha256"]:
+            return f"{p} is damaged (checksum differs)"
+    return None

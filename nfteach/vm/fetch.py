@@ -267,6 +267,17 @@ def _fetch_kernel(kernel: str, kdir: Path, progress: Optional[Progress], keep_de
     return kdir
 
 
+class DamagedManifest(dict):
+    """A manifest.json that exists but cannot be read (truncated, not JSON)."""
+
+
 def read_manifest(kernel: str) -> Optional[dict]:
+    """The kernel's manifest; None if absent; an empty ``DamagedManifest`` if unreadable."""
     m = kernel_dir(kernel) / "manifest.json"
-    return json.loads(m.read_text()) if m.exists() else None
+    if not m.exists():
+        return None
+    try:
+        data = json.loads(m.read_text())
+    except (OSError, ValueError):
+        return DamagedManifest()
+    return data if isinstance(data, dict) else DamagedManifest()

@@ -56,11 +56,6 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(WHY is not None, reason=WHY or "")
-@pytest.mark.xfail(strict=True, reason="issue 9 finding: QEMU runs in its own session and outlives a killed "
-                   "owner; nfteach/vm/qemu.py stale_runs() keeps a run dir while its QEMU lives, so the orphan "
-                   "and its sockets stay forever. Fix: owner pid+start time in run_dir/owner, stale when the owner "
-                   "is gone, clean_stale_runs() SIGKILLs that QEMU (checked by /proc/PID/exe and its -pidfile) "
-                   "before removing the dir")
 def test_kill_owner_mid_scenario_then_start_cleans_up(tmp_path, monkeypatch):
     cache = private_cache(tmp_path, KERNEL)
     env = dict(os.environ, NFTEACH_CACHE=str(cache), PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
