@@ -14,7 +14,7 @@ setup: $(PY)
 
 # The course on the default backend (the simulator): JupyterLab on the first notebook.
 course: setup
-	$(VENV)/bin/jupyter lab notebooks/00-setup.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-setup.ipynb
 
 # The article's sequence as a transcript, on the simulator.
 article: setup
