@@ -61,7 +61,11 @@ def _vm_program(backend):
     from ..vm.hooks_drgn import qemu_program
 
     files = backend._debug_files()
-    return qemu_program(qemu.qmp_path, files[0], files[1:])
+    path = qemu.free_qmp() if hasattr(qemu, "free_qmp") else qemu.qmp_path
+    prog = qemu_program(path, files[0], files[1:])
+    if hasattr(qemu, "hold_qmp"):
+        qemu.hold_qmp(path, prog)
+    return prog
 
 
 def _live_program(backend):

@@ -257,15 +257,17 @@ class VmBackend(Backend):
             from .hooks_drgn import format_hooks, nf_hooks, qemu_program
 
             try:
-                prog = qemu_program(self.qemu.qmp_path, files[0], files[1:])
-                return Output.of(stdout=format_hooks(nf_hooks(prog)))
+                prog = qemu_program(self.qemu.free_qmp(), files[0], files[1:])
+                text = format_hooks(nf_hooks(prog))
+                del prog  # closes its QMP connection
+                return Output.of(stdout=text)
             except Exception as e:  # noqa: BLE001 - one line, never a traceback
                 return Output.of(stderr=f"nfteach: list-nf-hooks: {type(e).__name__}: {e}\n", status=1)
         # drgn [ARGS]: the drgn CLI on this machine, attached to the guest
         args = []
         for a in argv[1:]:
             args.append(self._host_copy(a) if a in self._files else a)
-        cmd = [sys.executable, "-m", "drgn", "--qemu", str(self.qemu.qmp_path), "--no-default-symbols"]
+        cmd = [sys.executable, "-m", "drgn", "--qemu", str(self.qemu.free_qmp()), "--no-default-symbols"]
         for f in files:
             cmd += ["-s", str(f)]
         if not args:

@@ -51,6 +51,34 @@ class Qemu:
     def qmp_path(self) -> Path:
         return self.run_dir / "qmp.sock"
 
+    #: QEMU serves one client per QMP socket and a drgn Program keeps its connection for
+    #: life, so the guest gets several sockets: one per Program alive at the same time.
+    QMP_SLOTS = 8
+
+    def qmp_paths(self) -> List[Path]:
+        return [self.qmp_path] + [self.run_dir / f"qmp-{i}.sock" for i in range(1, self.QMP_SLOTS)]
+
+    def free_qmp(self) -> Path:
+        """A QMP socket no live drgn Program holds (its holder freed, the connection closed)."""
+        import gc
+        import sys
+
+        holders = self.__dict__.setdefault("_qmp_holders", {})
+        for i, path in enumerate(self.qmp_paths()):
+            prog = holders.get(i)
+            if prog is None:
+                return path
+            if sys.getrefcount(prog) <= 3:  # only our dict, this local and getrefcount's argument
+                del holders[i], prog
+                gc.collect()
+                return path
+        raise RuntimeError(f"all {self.QMP_SLOTS} QMP sockets of the guest are held by drgn programs")
+
+    def hold_qmp(self, path: Path, prog) -> None:
+        """Remember that ``prog`` holds ``path`` for as long as something else refers to it."""
+        holders = self.__dict__.setdefault("_qmp_holders", {})
+        holders[self.qmp_paths().index(path)] = prog
+
     def command(self) -> List[str]:
         img = self.image
         return [
@@ -62,7 +90,7 @@ class Qemu:
             "-append", "console=ttyS0 panic=-1 quiet loglevel=1 nokaslr",
             "-drive", f"file={img / 'disk.img'},format=raw,if=virtio,snapshot=on",
             "-serial", f"unix:{self.serial_path},server=on,wait=off",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            *[a for p in self.qmp_paths() for a in ("-qmp", f"unix:{p},server=on,wait=off")],
             "-device", "vmcoreinfo",
             "-nic", "none",
             "-pidfile", str(self.run_dir / "qemu.pid"),
