@@ -67,16 +67,10 @@ def netns_nf_hooks(prog, net=None) -> HookTable:
 
 def format_hooks(table: HookTable) -> str:
     """The article tool's text: ``       -400 → ipv4_conntrack_defrag`` (equal priorities joined)."""
-    lines = []
-    for family in sorted(table):
-        for hook in HOOKS:
-            lines.append(f"🪝 {family} {hook}")
-            by_prio: Dict[int, List[str]] = {}
-            for prio, name in table[family].get(hook, []):
-                by_prio.setdefault(prio, []).append(name)
-            lines += [f"{p:11} → {', '.join(by_prio[p])}" for p in sorted(by_prio)]
-            lines.append("")
-    return "\n".join(lines) + "\n"
+    from ..render.nfhooks import format_nf_hooks, group_by_priority
+
+    return format_nf_hooks({(family, hook): group_by_priority(table[family].get(hook, []))
+                            for family in table for hook in HOOKS}, hooks=HOOKS, families=sorted(table))
 
 
 def for_each_net(prog) -> Iterator:
