@@ -94,6 +94,16 @@ def _first_error_line(exc: BaseException) -> str:
     return f"{ename}: {lines[-1][:160] if lines else ''}"
 
 
+def _timeout_line(code: list, timeout: int) -> str:
+    """Which cell ran out of time: the last one that started (nbclient numbers it on start)."""
+    started = [i for i, c in enumerate(code) if c.get("execution_count") is not None]
+    if not started:
+        return f"a cell did not finish within {timeout} s"
+    i = started[-1]
+    first = next((ln.strip() for ln in code[i].source.splitlines() if ln.strip()), "")
+    return f"code cell {i + 1} did not finish within {timeout} s: {first[:100]}"
+
+
 def run_notebook(path: Path, backend: str = "sim", kernel: Optional[str] = None,
                  timeout: int = 600) -> Step:
     """Execute one notebook in a fresh kernel; never raises for a failing cell."""
@@ -117,6 +127,8 @@ def run_notebook(path: Path, backend: str = "sim", kernel: Optional[str] = None,
             step.ok = True
         except Exception as e:  # noqa: BLE001 - a failing cell is the step's outcome
             step.error = _first_error_line(e)
+            if type(e).__name__ == "CellTimeoutError":
+                step.error = _timeout_line(code, timeout)
     step.seconds = time.monotonic() - start
     step.sanity_ran = sum(SANITY in tags(c) and c.get("execution_count") is not None
                           and not any(o.get("output_type") == "error" for o in c.get("outputs", []))

@@ -46,12 +46,29 @@ KERNELS = tuple(fetch.KERNELS)
 DEFAULT_KERNEL = "5.10"
 #: commands that run on this machine (drgn over QMP), not in the guest
 HOST_TOOLS = ("list-nf-hooks", "drgn")
+#: seconds one guest command may run before the agent kills it; below a notebook cell's
+#: 600 s limit, so a stuck command shows up as that command's error, not a silent cell timeout
+ENV_COMMAND_TIMEOUT = "NFTEACH_VM_COMMAND_TIMEOUT"
+COMMAND_TIMEOUT = 240.0
 
 
-def _output(ans: dict) -> Output:
+def default_command_timeout() -> float:
+    raw = os.environ.get(ENV_COMMAND_TIMEOUT, "")
+    try:
+        value = float(raw) if raw else COMMAND_TIMEOUT
+    except ValueError:
+        raise BackendUnavailable(f"{ENV_COMMAND_TIMEOUT}={raw!r}: not a number of seconds") from None
+    if not 1 <= value <= 86400:
+        raise BackendUnavailable(f"{ENV_COMMAND_TIMEOUT}={raw!r}: must be between 1 and 86400 seconds")
+    return value
+
+
+def _output(ans: dict, limit: Optional[float] = None) -> Output:
     chunks = tuple((s, t) for s, t in ans.get("chunks", ()) if t)
     if ans.get("timed_out"):
-        chunks += (("err", "nfteach: the command did not finish in time and was killed\n"),)
+        within = f" within {limit:.0f} s" if limit else " in time"
+        chunks += (("err", f"nfteach: the command did not finish{within} and was killed "
+                           f"(limit: {ENV_COMMAND_TIMEOUT})\n"),)
     status = ans.get("status")
     return Output(chunks, 124 if ans.get("timed_out") else (status if status is not None else 1))
 
@@ -80,15 +97,24 @@ class VmJob(Job):
                                console=self._console())
 
     def wait(self, timeout: Optional[float] = None) -> Output:
+        """The job's output once it ended; a job still running after ``timeout`` (default: the
+        backend's command limit) is killed, as the live backend does, and the output says so."""
         if self._result is None:
-            ans = self.backend._call(
-                lambda c: c.request("wait", timeout=None if timeout is None else timeout + 30,
-                                    job=self.job, wait_s=timeout),
-                console=self._console())
+            limit = self.backend.command_timeout if timeout is None else timeout
+            ans = self._wait(limit)
             if ans.get("timed_out"):
-                raise TimeoutError(f"{self.argv[0]} still running")
+                self.backend._call(lambda c: c.request("signal", timeout=30, job=self.job, sig=int(signal.SIGKILL)),
+                                   console=self._console())
+                ans = self._wait(30)
+                note = f"nfteach: {self.argv[0]} did not end within {limit:.0f} s and was killed\n"
+                ans = dict(ans, chunks=list(ans.get("chunks", ())) + [["err", note]],
+                           status=ans.get("status") if not ans.get("timed_out") else 137, timed_out=False)
             self._result = _output(ans)
         return self._result
+
+    def _wait(self, seconds: float) -> dict:
+        return self.backend._call(lambda c: c.request("wait", timeout=seconds + 30, job=self.job, wait_s=seconds),
+                                  console=self._console())
 
 
 class VmBackend(Backend):
@@ -97,14 +123,16 @@ class VmBackend(Backend):
     name = "vm"
 
     def __init__(self, kernel: Optional[str] = None, memory: str = "2048", cpus: int = 2,
-                 boot_timeout: float = 300, build: bool = True, command_timeout: float = 600, **_ignored):
+                 boot_timeout: float = 300, build: bool = True, command_timeout: Optional[float] = None,
+                 **_ignored):
         kernel = kernel or DEFAULT_KERNEL
         if kernel not in fetch.KERNELS:
             raise BackendUnavailable(f"vm backend: unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}",
                                      token=kernel)
         self.kernel = kernel
         self.memory, self.cpus = memory, cpus
-        self.boot_timeout, self.build, self.command_timeout = boot_timeout, build, command_timeout
+        self.boot_timeout, self.build = boot_timeout, build
+        self.command_timeout = command_timeout or default_command_timeout()
         self.qemu: Optional[Qemu] = None
         self.console: Optional[Console] = None
         self.release: Optional[str] = None
@@ -180,6 +208,9 @@ class VmBackend(Backend):
             return fn(c)
         except (ConsoleClosed, TimeoutError) as e:
             why = "QEMU exited" if self.qemu is None or not self.qemu.alive() else str(e)
+            trouble = c.kernel_trouble() if c is not None else ""
+            if trouble:
+                why += f"; the guest kernel printed: {trouble[:300]}"
             self.close()
             raise LabError(
                 f"the QEMU guest (kernel {self.kernel}) has stopped ({why}); the next command starts a new one"
@@ -204,7 +235,7 @@ class VmBackend(Backend):
             return self._host_tool(list(argv))
         ans = self._call(lambda c: c.request("run", timeout=self.command_timeout + 30, argv=list(argv),
                                              ns=machine, timeout_s=self.command_timeout))
-        return _output(ans)
+        return _output(ans, self.command_timeout)
 
     def spawn(self, machine: str, argv: Sequence[str]) -> Job:
         self._ensure()
@@ -229,8 +260,9 @@ class VmBackend(Backend):
     def exec_raw(self, argv: Sequence[str], machine: str = "vm", tick: bool = False) -> Output:
         """Run without the session keystroke (for tools and tests, not lab commands)."""
         self._ensure()
-        return _output(self._call(lambda c: c.request("run", timeout=self.command_timeout, argv=list(argv),
-                                                      ns=machine, tick=tick)))
+        return _output(self._call(lambda c: c.request("run", timeout=self.command_timeout + 30, argv=list(argv),
+                                                      ns=machine, tick=tick, timeout_s=self.command_timeout)),
+                       self.command_timeout)
 
     # -- drgn on this machine --------------------------------------------------------------
     def _debug_files(self) -> List[Path]:

@@ -19,6 +19,8 @@ from typing import Callable, Optional
 log = logging.getLogger("nfteach.vm")
 
 FRAME = re.compile(rb"@@NFT@@ ([A-Za-z0-9+/=]*) @@END@@")
+#: what a guest kernel in trouble prints on the console (loglevel=1 still shows these)
+TROUBLE = re.compile(r"Kernel panic|BUG: |Oops|soft lockup|hung_task|rcu_.*stall|Out of memory|general protection")
 
 
 class ConsoleClosed(ConnectionError):
@@ -32,6 +34,7 @@ class Console:
         self.sock.connect(str(path))
         self.buf = b""
         self.ids = itertools.count(1)
+        self.log_path = log_path
         self.logf = open(log_path, "ab") if log_path else None
         self.alive = alive or (lambda: True)
 
@@ -73,6 +76,20 @@ class Console:
                 self.logf.flush()
             # keep only what may hold a frame
             self.buf = (self.buf + data)[-(64 << 20):]
+
+    def kernel_trouble(self, limit: int = 3) -> str:
+        """The guest kernel's panic/oops/lockup lines in the console log, if it printed any."""
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - (256 << 10)))
+                text = FRAME.sub(b"", f.read()).decode("utf-8", "replace")
+        except OSError:
+            return ""
+        hits = [ln.strip() for ln in text.splitlines() if TROUBLE.search(ln)]
+        return " | ".join(hits[:limit])
 
     def wait_ready(self, timeout: float) -> dict:
         while True:

@@ -1,0 +1,72 @@
+"""The vm backend's time limits, without QEMU: a fake console answers as the guest agent does."""
+import pytest
+
+from nfteach.model.errors import BackendUnavailable
+from nfteach.vm import backend as vmb
+from nfteach.vm.console import Console
+
+
+class FakeConsole:
+    def __init__(self, answers):
+        self.answers, self.sent = list(answers), []
+
+    def request(self, op, timeout=600, **fields):
+        self.sent.append((op, timeout, fields))
+        return self.answers.pop(0)
+
+    def kernel_trouble(self):
+        return ""
+
+
+class FakeBackend:
+    command_timeout = 7.0
+    _gen = 1
+
+    def __init__(self, console):
+        self.console = console
+
+    def _call(self, fn, console=None):
+        return fn(console or self.console)
+
+
+def test_default_limit_is_below_a_cells_limit(monkeypatch):
+    monkeypatch.delenv(vmb.ENV_COMMAND_TIMEOUT, raising=False)
+    assert vmb.default_command_timeout() < 600
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-5", "1e9"])
+def test_bad_limit_is_one_line(monkeypatch, raw):
+    monkeypatch.setenv(vmb.ENV_COMMAND_TIMEOUT, raw)
+    with pytest.raises(BackendUnavailable) as e:
+        vmb.default_command_timeout()
+    assert vmb.ENV_COMMAND_TIMEOUT in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_job_that_never_ends_is_killed_and_says_so():
+    con = FakeConsole([{"timed_out": True}, {"ok": True},
+                       {"chunks": [["out", "Attaching 1 probe...\n"]], "status": -9}])
+    job = vmb.VmJob(FakeBackend(con), 1, ["bpftrace", "-e", "x"], "vm", 42, 1)
+    out = job.wait()
+    ops = [(op, f.get("wait_s"), f.get("sig")) for op, _, f in con.sent]
+    assert ops == [("wait", 7.0, None), ("signal", None, 9), ("wait", 30, None)]
+    assert out.text.startswith("Attaching 1 probe...\n")
+    assert "bpftrace did not end within 7 s and was killed" in out.text
+    assert job.wait() is out  # the result is kept
+
+
+def test_a_timed_out_command_names_the_limit():
+    out = vmb._output({"chunks": [["out", "partial\n"]], "timed_out": True, "status": -9}, 240)
+    assert out.status == 124
+    assert "did not finish within 240 s" in out.text and vmb.ENV_COMMAND_TIMEOUT in out.text
+
+
+def test_kernel_trouble_is_read_from_the_console_log(tmp_path):
+    log = tmp_path / "console.log"
+    log.write_bytes(b"boot\r\n@@NFT@@ e30= @@END@@\r\n[  12.3] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!\r\n"
+                    b"[  13.0] Kernel panic - not syncing: softlockup: hung tasks\r\n")
+    con = Console.__new__(Console)
+    con.log_path = log
+    trouble = con.kernel_trouble()
+    assert "soft lockup" in trouble and "Kernel panic" in trouble and "@@NFT@@" not in trouble
+    con.log_path = tmp_path / "missing.log"
+    assert con.kernel_trouble() == ""
