@@ -8,6 +8,11 @@
 
 Each VM boots the image with ``snapshot=on``: its writes go to a temporary overlay in
 its own run directory, so the image stays read-only and VMs never share a disk.
+
+With ``NFTEACH_SHARED_CACHE`` (a room's read-only cache, see ``fetch.py``) a kernel found
+complete there boots that cache's ``image/`` as it is: booting only reads it
+(``check_image``), and a user never rebuilds it — a missing, stale or damaged shared image
+is a ``SharedCacheError`` that says what the instructor runs.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from .fetch import Progress, _say, fetch_kernel, kernel_dir, read_manifest
+from .fetch import Progress, _say, fetch_kernel, kernel_dir, read_manifest, shared_kernel_dir
 from .rootfs import build_rootfs
 
 log = logging.getLogger("nfteach.vm")
@@ -92,7 +97,38 @@ def image_version() -> str:
 
 
 def image_dir(kernel: str) -> Path:
+    """``kernels/<kernel>/image`` of the shared cache when the kernel is shared, else of ours."""
     return kernel_dir(kernel) / "image"
+
+
+class SharedCacheError(PermissionError):
+    """The shared (read-only) cache holds the kernel but not a usable image; users never build it."""
+
+
+def _shared_image(kernel: str, kdir: Path, progress: Optional[Progress], force: bool) -> Path:
+    """The shared cache's image of ``kernel`` if it is built, current and whole; else raise."""
+    out = kdir / "image"
+    stamp = out / "version"
+    problem = None
+    if force:
+        problem = "a rebuild was asked for"
+    elif not stamp.is_file():
+        problem = "it has no built image"
+    elif stamp.read_text().strip() != image_version():
+        problem = (f"its image was built by another nfteach version "
+                   f"(image {stamp.read_text().strip()}, this nfteach expects {image_version()})")
+    elif not (out / INTEGRITY).is_file():
+        problem = f"its image has no {INTEGRITY}"
+    else:
+        problem = check_image(out)
+    if problem:
+        root = kdir.parent.parent
+        raise SharedCacheError(
+            f"kernel {kernel}: the shared cache {root} (NFTEACH_SHARED_CACHE) is read-only here and "
+            f"{problem}; the instructor rebuilds it with "
+            f"`NFTEACH_CACHE={root} nfteach vm build --kernel {kernel} --force`")
+    _say(progress, f"image {kernel}: shared (read-only) in {out}")
+    return out
 
 
 def _initramfs(kdir: Path, release: str, out: Path) -> None:
@@ -129,7 +165,14 @@ def _initramfs(kdir: Path, release: str, out: Path) -> None:
 
 
 def build_image(kernel: str, progress: Optional[Progress] = None, force: bool = False) -> Path:
-    """Make sure kernel ``kernel`` has ``image/{vmlinuz,initrd.gz,disk.img}``; return the dir."""
+    """Make sure kernel ``kernel`` has ``image/{vmlinuz,initrd.gz,disk.img}``; return the dir.
+
+    A kernel of the shared cache is never built here: its image is checked and returned,
+    or ``SharedCacheError`` says what is wrong with it.
+    """
+    shared = shared_kernel_dir(kernel)
+    if shared is not None:
+        return _shared_image(kernel, shared, progress, force)
     kdir = fetch_kernel(kernel, progress)
     out = image_dir(kernel)
     kdir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +259,10 @@ def _write_integrity(img: Path) -> None:
 
 
 def check_image(img: Path) -> Optional[str]:
-    """None if the built image is whole, else a one-line description of what is damaged."""
+    """None if the built image is whole, else a one-line description of what is damaged.
+
+    Only reads: it runs before every boot, also on a shared read-only image.
+    """
     import json
 
     rec_path = img / INTEGRITY

@@ -15,6 +15,13 @@ Layout of ``$NFTEACH_CACHE`` (default ``~/.cache/nfteach``)::
     kernels/<K>/debug/vmlinux, debug/<module>.ko    DWARF for drgn (netfilter only)
     kernels/<K>/headers/...      (5.10) kernel headers for bpftrace in the guest
     kernels/<K>/manifest.json    release, packages, sha256
+
+A room (JupyterHub) shares one read-only copy of the kernels: the instructor prepares it
+with ``NFTEACH_CACHE=/srv/nfteach/shared nfteach vm fetch``/``build`` and gives every
+attendee ``NFTEACH_SHARED_CACHE=/srv/nfteach/shared``. A kernel whose directory there is
+complete (``manifest.json``, ``vmlinuz``, ``debug/vmlinux``) is used from there and never
+written; everything writable (apt state, downloads, QEMU run directories and overlays)
+stays in the attendee's own ``$NFTEACH_CACHE``. See docs/workshop.md.
 """
 from __future__ import annotations
 
@@ -72,11 +79,46 @@ NETFILTER_KO = re.compile(
 
 
 def cache_dir() -> Path:
+    """This user's writable cache: ``$NFTEACH_CACHE``, default ``~/.cache/nfteach``."""
     return Path(os.environ.get("NFTEACH_CACHE") or Path.home() / ".cache" / "nfteach")
 
 
+def shared_cache_dir() -> Optional[Path]:
+    """The room's read-only cache ``$NFTEACH_SHARED_CACHE``, if set and not this user's own cache.
+
+    The instructor who builds it runs with ``NFTEACH_CACHE`` pointing at the same directory:
+    for them it is their writable cache, not a shared one.
+    """
+    env = os.environ.get("NFTEACH_SHARED_CACHE")
+    if not env:
+        return None
+    shared = Path(env)
+    try:
+        if shared.resolve() == cache_dir().resolve():
+            return None
+    except OSError:
+        pass
+    return shared
+
+
+#: what a fetched kernel directory holds when the fetch finished (``_fetch_kernel``)
+KERNEL_FILES = ("manifest.json", "vmlinuz", "debug/vmlinux")
+
+
+def shared_kernel_dir(kernel: str) -> Optional[Path]:
+    """``kernels/<kernel>`` of the shared cache when it is complete, else None."""
+    shared = shared_cache_dir()
+    if shared is None:
+        return None
+    kdir = shared / "kernels" / kernel
+    if all((kdir / f).is_file() for f in KERNEL_FILES) and (kdir / "modules").is_dir():
+        return kdir
+    return None
+
+
 def kernel_dir(kernel: str) -> Path:
-    return cache_dir() / "kernels" / kernel
+    """Where kernel ``kernel``'s files are: the shared cache when complete there, else ours."""
+    return shared_kernel_dir(kernel) or cache_dir() / "kernels" / kernel
 
 
 def _say(progress: Optional[Progress], msg: str) -> None:
@@ -206,6 +248,10 @@ def fetch_kernel(kernel: str, progress: Optional[Progress] = None, keep_debs: bo
     """Download and unpack kernel ``kernel`` ("5.10" or "6.1"); return its cache directory."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
+    shared = shared_kernel_dir(kernel)
+    if shared is not None:  # read-only: no lock file, nothing written
+        _say(progress, f"kernel {kernel}: shared (read-only) in {shared}")
+        return shared
     kdir = kernel_dir(kernel)
     kdir.parent.mkdir(parents=True, exist_ok=True)
     with open(kdir.parent / f".{kernel}.lock", "w") as lock:  # one download at a time

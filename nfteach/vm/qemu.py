@@ -3,7 +3,8 @@
 Each VM gets a private run directory holding its serial and QMP sockets, its pid file,
 its console log and the temporary overlay of its disk (``snapshot=on``), so two VMs
 never share sockets or disks. ``stop()`` ends only the QEMU process this object
-started (by PID) and removes the run directory.
+started (by PID) and removes the run directory. The image directory is only read
+(``-kernel``, ``-initrd``, a ``snapshot=on`` drive), so it may be a shared read-only one.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ QEMU = "qemu-system-x86_64"
 
 
 def runs_dir() -> Path:
+    """This user's run directories: always in the writable ``$NFTEACH_CACHE``, never in the
+    shared read-only cache (``NFTEACH_SHARED_CACHE``) that may hold the booted image."""
     return cache_dir() / "run"
 
 
