@@ -10,7 +10,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 setup: $(PY)
-	$(PY) -m pip install -q -e '.[test,live,drgn,widgets,notebooks]'
+	$(PY) -m pip install -q -e '.[test,live,drgn,widgets,notebooks,hub]'
 
 # The course on the default backend (the simulator): JupyterLab on the first notebook.
 course: setup
