@@ -29,7 +29,7 @@ from .skb import (
     IP_CT_UNTRACKED,
     IPPROTO_TCP,
 )
-from .tracer import _NULL, _Frame
+from .tracer import _NULL, _Frame, untraced_branch
 
 # enum ip_conntrack_status bits
 IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1, 2, 4, 8
@@ -49,21 +49,35 @@ class CtTuple(NamedTuple):
     dport: int
 
     def invert(self) -> CtTuple:
-        return CtTuple(self.dst, self.src, self.protonum, self.dport, self.sport)
+        return _tuple_new(CtTuple, (self.dst, self.src, self.protonum, self.dport, self.sport))
+
+
+_tuple_new = tuple.__new__  # CtTuple(...) without the Python-level __new__ of a NamedTuple
+
+
+def ct_tuple(src: str, dst: str, protonum: int, sport: int, dport: int) -> CtTuple:
+    return _tuple_new(CtTuple, (src, dst, protonum, sport, dport))
 
 
 _ct_ids = itertools.count(1)
 
+# enum ip_conntrack_events: the bits of the event cache (nf_conntrack_ecache.h)
+IPCT_NEW, IPCT_RELATED, IPCT_DESTROY, IPCT_REPLY, IPCT_ASSURED = 0, 1, 2, 3, 4
+EVENT_NAMES = ((IPCT_NEW, "NEW"), (IPCT_REPLY, "SEEN_REPLY"), (IPCT_ASSURED, "ASSURED"), (IPCT_DESTROY, "DESTROY"))
+
 
 class NfConn:
-    """``struct nf_conn``."""
+    """``struct nf_conn``: one object per entry, its fields in slots (the memory of a
+    10^6-entry table is mostly these); the two tuples are ``tuple`` ( = ``tuplehash[]``)."""
 
-    __slots__ = ("id", "tuple", "status", "timeout", "use", "mark", "cpu", "proto", "net",
-                 "zone", "counters", "on_unconfirmed", "events", "hb")
+    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "mark", "cpu", "proto", "net",
+                 "zone", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
+                 "ecache", "hash")
 
     def __init__(self, net, orig: CtTuple, cpu: int):
         self.id = next(_ct_ids)
-        self.tuple = (orig, orig.invert())
+        self.orig = orig
+        self.reply = _tuple_new(CtTuple, (orig[1], orig[0], orig[2], orig[4], orig[3]))  # nf_ct_invert_tuple
         self.status = 0
         self.timeout = 0.0  # relative while unconfirmed, absolute (model seconds) once confirmed
         self.use = 0
@@ -72,10 +86,24 @@ class NfConn:
         self.proto: Optional[tcp_ct.TcpCt] = None
         self.net = net
         self.zone = 0
-        self.counters = [0, 0, 0, 0]  # packets, bytes (ORIGINAL), packets, bytes (REPLY)
+        # nf_conn_acct: packets, bytes per direction
+        self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
         self.on_unconfirmed = False
-        self.events: List[str] = []
-        self.hb = (0, 0)  # hash buckets of the two tuples once confirmed
+        self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
+        self.hash = 0  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
+
+    @property
+    def tuple(self) -> Tuple[CtTuple, CtTuple]:
+        return (self.orig, self.reply)
+
+    @property
+    def counters(self) -> List[int]:
+        """packets, bytes (ORIGINAL), packets, bytes (REPLY)."""
+        return [self.packets_orig, self.bytes_orig, self.packets_reply, self.bytes_reply]
+
+    @property
+    def events(self) -> List[str]:
+        return [name for bit, name in EVENT_NAMES if self.ecache >> bit & 1]
 
     @property
     def confirmed(self) -> bool:
@@ -86,7 +114,7 @@ class NfConn:
         return tcp_ct.STATE_NAMES[self.proto.state] if self.proto else ""
 
     def __repr__(self) -> str:
-        o = self.tuple[0]
+        o = self.orig
         return f"<nf_conn {o.src}:{o.sport}>{o.dst}:{o.dport} {self.state_name} status={self.status:#x} use={self.use}>"
 
 
@@ -96,10 +124,17 @@ def hash_conntrack_raw(t: CtTuple) -> int:
 
 
 class NetCt:
-    """``struct netns_ct`` plus this namespace's part of the hash table."""
+    """``struct netns_ct`` plus this namespace's part of the hash table.
 
-    def __init__(self, net, ncpus: int):
+    ``table`` maps each tuple of a confirmed entry (both directions) to the entry, in
+    insertion order; ``orig_buckets`` holds the entries by the hash bucket of their
+    original tuple (what dumps and ``early_drop`` walk). ``buckets`` is the full kernel view
+    (both ``tuplehash[]`` of every entry, chained per bucket), made when asked for.
+    """
+
+    def __init__(self, net, ncpus: int, htable_size: int = 16384):
         self.net = net
+        self.htable_size = htable_size
         self.count = 0
         self.users4 = 0
         self.users6 = 0
@@ -109,8 +144,8 @@ class NetCt:
         self.hooks6: List[HookOps] = []
         self.defrag_ops4: List[HookOps] = []
         self.defrag_ops6: List[HookOps] = []
-        self.table: Dict[CtTuple, Tuple[NfConn, int]] = {}
-        self.buckets: Dict[int, List[Tuple[NfConn, int]]] = {}
+        self.table: Dict[CtTuple, NfConn] = {}
+        self.orig_buckets: Dict[int, List[NfConn]] = {}
         self.unconfirmed: List[List[NfConn]] = [[] for _ in range(ncpus)]
         self.dying: List[NfConn] = []
         self.stat = {"found": 0, "invalid": 0, "insert": 0, "insert_failed": 0, "drop": 0,
@@ -118,11 +153,25 @@ class NetCt:
 
     def entries(self) -> List[NfConn]:
         """Confirmed entries in hash-bucket order, each once (what a dump walks)."""
-        out = []
-        for b in sorted(self.buckets):
-            for ct, d in self.buckets[b]:
-                if d == ORIGINAL:
-                    out.append(ct)
+        out: List[NfConn] = []
+        for b in sorted(self.orig_buckets):
+            out.extend(self.orig_buckets[b])
+        return out
+
+    def lookup(self, t: CtTuple) -> Optional[Tuple[NfConn, int]]:
+        """The confirmed entry with tuple ``t`` and the direction ``t`` is, or None."""
+        ct = self.table.get(t)
+        if ct is None:
+            return None
+        return ct, (REPLY if t == ct.reply else ORIGINAL)
+
+    @property
+    def buckets(self) -> Dict[int, List[Tuple[NfConn, int]]]:
+        """Bucket -> [(entry, direction)] in chain order, both tuples of every entry."""
+        out: Dict[int, List[Tuple[NfConn, int]]] = {}
+        for t, ct in self.table.items():
+            d = REPLY if t == ct.reply else ORIGINAL
+            out.setdefault(hash_conntrack_raw(t) % self.htable_size, []).append((ct, d))
         return out
 
     @property
@@ -130,11 +179,13 @@ class NetCt:
         return bool(self.hooks4 or self.hooks6)
 
 
+@untraced_branch
 class Conntrack:
     """The nf_conntrack module: kernel-wide state and the per-namespace functions."""
 
     def __init__(self, kernel):
         self.kernel = kernel
+        self.tracer = kernel.tracer
         self.profile = kernel.profile
         self.loaded = False
         self.enable_hooks = False
@@ -145,7 +196,7 @@ class Conntrack:
 
     # -- tracing helper -------------------------------------------------------------------
     def _t(self, name: str, **args):
-        tr = self.kernel.tracer
+        tr = self.tracer
         return _Frame(tr, name, args) if tr.listeners else _NULL
 
     # -- module life cycle ----------------------------------------------------------------
@@ -158,7 +209,7 @@ class Conntrack:
     def pernet_init(self, ns) -> None:
         """``nf_conntrack_pernet_init``: with enable_hooks, every namespace is a user."""
         if ns.ct is None:
-            ns.ct = NetCt(ns, self.profile.ncpus)
+            ns.ct = NetCt(ns, self.profile.ncpus, self.htable_size)
         if self.enable_hooks:
             self.netns_get(ns, "inet")
 
@@ -176,7 +227,7 @@ class Conntrack:
             ns.ct.hooks4, ns.ct.hooks6 = [], []
             ns.ct.users4 = ns.ct.users6 = 0
             defrag = (ns.ct.defrag4, ns.ct.defrag6, ns.ct.defrag_ops4, ns.ct.defrag_ops6)
-            ns.ct = NetCt(ns, self.profile.ncpus)
+            ns.ct = NetCt(ns, self.profile.ncpus, self.htable_size)
             # nf_defrag_ipv4/6 are separate modules: their hooks outlive nf_conntrack on 5.10
             ns.ct.defrag4, ns.ct.defrag6, ns.ct.defrag_ops4, ns.ct.defrag_ops6 = defrag
         self.loaded = False
@@ -221,7 +272,7 @@ class Conntrack:
             self.netns_get(ns, "ipv6")
             return
         if ns.ct is None:
-            ns.ct = NetCt(ns, self.profile.ncpus)
+            ns.ct = NetCt(ns, self.profile.ncpus, self.htable_size)
         users = "users4" if pf == "ipv4" else "users6"
         setattr(ns.ct, users, getattr(ns.ct, users) + 1)
         if getattr(ns.ct, users) > 1:
@@ -322,19 +373,19 @@ class Conntrack:
                 return NF_ACCEPT
             if "assured" in actions:
                 ct.status |= IPS_ASSURED
-                ct.events.append("ASSURED")
+                ct.ecache |= 1 << IPCT_ASSURED
             if skb.ctinfo == IP_CT_ESTABLISHED_REPLY and not ct.status & IPS_SEEN_REPLY:
                 ct.status |= IPS_SEEN_REPLY
-                ct.events.append("SEEN_REPLY")
+                ct.ecache |= 1 << IPCT_REPLY
             return NF_ACCEPT
 
     def resolve_normal_ct(self, net, skb, state) -> Optional[int]:
         with self._t("resolve_normal_ct"):
             with self._t("nf_ct_get_tuple"):
                 with self._t("nf_ct_get_tuple_ports"):
-                    t = CtTuple(skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport)
+                    t = _tuple_new(CtTuple, (skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport))
             with self._t("hash_conntrack_raw"):
-                hash_conntrack_raw(t)
+                hash_ = hash_conntrack_raw(t)
             with self._t("__nf_conntrack_find_get"):
                 with self._t("rcu_read_lock"):
                     pass
@@ -342,7 +393,7 @@ class Conntrack:
                 with self._t("rcu_read_unlock"):
                     pass
             if h is None:
-                ct = self.init_conntrack(net, t, skb)
+                ct = self.init_conntrack(net, t, skb, hash_)
                 if ct is None:
                     net.ct.stat["drop"] += 1
                     return NF_DROP
@@ -361,7 +412,7 @@ class Conntrack:
             return None
 
     def find(self, net, t: CtTuple):
-        h = net.ct.table.get(t)
+        h = net.ct.lookup(t)
         if h is None:
             return None
         ct = h[0]
@@ -373,11 +424,13 @@ class Conntrack:
     def nf_ct_is_expired(self, ct: NfConn) -> bool:
         return ct.confirmed and ct.timeout <= self.kernel.now
 
-    def init_conntrack(self, net, t: CtTuple, skb) -> Optional[NfConn]:
+    def init_conntrack(self, net, t: CtTuple, skb, hash_: Optional[int] = None) -> Optional[NfConn]:
         with self._t("init_conntrack", skb=skb):
             with self._t("nf_ct_invert_tuple"):
                 pass
-            ct = self.__nf_conntrack_alloc(net, t)
+            if hash_ is None:
+                hash_ = hash_conntrack_raw(t)
+            ct = self.__nf_conntrack_alloc(net, t, hash_)
             if ct is None:
                 return None
             with self._t("nf_ct_ecache_ext_add"):
@@ -421,13 +474,13 @@ class Conntrack:
                 with self._t("kfree"):
                     pass
 
-    def __nf_conntrack_alloc(self, net, t: CtTuple) -> Optional[NfConn]:
+    def __nf_conntrack_alloc(self, net, t: CtTuple, hash_: int) -> Optional[NfConn]:
         with self._t("__nf_conntrack_alloc"):
             self._pernet()  # the counter: nf_ct_pernet(net)->count
             net.ct.count += 1
             mx = self.nf_conntrack_max
             if mx and net.ct.count > mx:
-                if not self.early_drop(net, hash_conntrack_raw(t)):
+                if not self.early_drop(net, hash_):
                     net.ct.count -= 1
                     msg = "nf_conntrack: table full, dropping packet"
                     if self.profile.name == "6.18" and net.name != "init_net":
@@ -438,15 +491,17 @@ class Conntrack:
             with self._t("kmem_cache_alloc"):
                 with self._t("should_failslab"):
                     pass
-            return NfConn(net, t, self.kernel.cpu)
+            ct = NfConn(net, t, self.kernel.cpu)
+            ct.hash = hash_
+            return ct
 
     def early_drop(self, net, hash_: int) -> bool:
         """Evict one confirmed, non-ASSURED entry from up to 8 buckets after ``hash_``."""
         n = self.htable_size
         start = hash_ % n
         for i in range(NF_CT_EVICTION_RANGE):
-            for ct, d in net.ct.buckets.get((start + i) % n, []):
-                if d == ORIGINAL and not ct.status & IPS_ASSURED and ct.confirmed and not ct.status & IPS_DYING:
+            for ct in net.ct.orig_buckets.get((start + i) % n, ()):
+                if not ct.status & IPS_ASSURED and ct.confirmed and not ct.status & IPS_DYING:
                     self.nf_ct_delete(ct)
                     net.ct.stat["early_drop"] += 1
                     return True
@@ -480,9 +535,12 @@ class Conntrack:
             else:
                 ct.timeout = timeout
             with self._t("nf_ct_acct_add"):
-                c = ct.counters
-                c[2 * direction] += 1
-                c[2 * direction + 1] += skb.len
+                if direction == ORIGINAL:
+                    ct.packets_orig += 1
+                    ct.bytes_orig += skb.len
+                else:
+                    ct.packets_reply += 1
+                    ct.bytes_reply += skb.len
 
     def nf_conntrack_confirm(self, skb, state) -> int:
         ct = skb.nfct
@@ -492,42 +550,47 @@ class Conntrack:
             if ct.status & IPS_DYING:
                 net.ct.stat["insert_failed"] += 1
                 return NF_DROP
-            t0, t1 = ct.tuple
-            if t0 in net.ct.table or t1 in net.ct.table:
+            t0, t1 = ct.orig, ct.reply
+            table = net.ct.table
+            if t0 in table or t1 in table:
                 net.ct.stat["insert_failed"] += 1
                 return NF_DROP
             ct.timeout += self.kernel.now
             ct.use += 1
             ct.status |= IPS_CONFIRMED
-            hb = []
-            for d, t in ((ORIGINAL, t0), (REPLY, t1)):
-                ref = net.ct.table[t] = (ct, d)
-                b = hash_conntrack_raw(t) % self.htable_size
-                net.ct.buckets.setdefault(b, []).append(ref)
-                hb.append(b)
-            ct.hb = tuple(hb)
+            table[t0] = ct
+            table[t1] = ct
+            b = ct.hash % self.htable_size
+            ct.hash = 0
+            chain = net.ct.orig_buckets.get(b)
+            if chain is None:
+                net.ct.orig_buckets[b] = [ct]
+            else:
+                chain.append(ct)
             net.ct.stat["insert"] += 1
-            ct.events.append("NEW")
+            ct.ecache |= 1 << IPCT_NEW
             return NF_ACCEPT
 
     # -- deletion and freeing -------------------------------------------------------------
     def _unhash(self, ct: NfConn) -> None:
         net = ct.net
-        for d, t in enumerate(ct.tuple):
-            if net.ct.table.get(t, (None,))[0] is ct:
-                del net.ct.table[t]
-                b = ct.hb[d]
-                lst = net.ct.buckets.get(b, [])
-                lst[:] = [x for x in lst if x[0] is not ct]
-                if not lst:
-                    net.ct.buckets.pop(b, None)
+        table = net.ct.table
+        for t in (ct.orig, ct.reply):
+            if table.get(t) is ct:
+                del table[t]
+                if t is ct.orig:
+                    b = hash_conntrack_raw(t) % self.htable_size
+                    lst = net.ct.orig_buckets.get(b, [])
+                    lst[:] = [x for x in lst if x is not ct]
+                    if not lst:
+                        net.ct.orig_buckets.pop(b, None)
 
     def nf_ct_delete(self, ct: NfConn) -> None:
         with self._t("nf_ct_delete"):
             if ct.status & IPS_DYING:
                 return
             ct.status |= IPS_DYING
-            ct.events.append("DESTROY")
+            ct.ecache |= 1 << IPCT_DESTROY
             self._unhash(ct)
             if self.profile.has_unconfirmed_list:
                 ct.net.ct.dying.append(ct)

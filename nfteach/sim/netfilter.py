@@ -73,8 +73,11 @@ class NetnsNf:
     """``struct netns_nf``: ``hooks_ipv4[]`` and ``hooks_ipv6[]`` of one namespace."""
 
     def __init__(self):
-        self.hooks: Dict[Tuple[str, int], List[HookOps]] = {
-            (pf, h): [] for pf in FAMILIES for h in range(NF_INET_NUMHOOKS)
+        #: the hook entries of each (family, hook), in run order. Like the kernel's
+        #: ``nf_hook_entries`` blob, a tuple is never changed: (un)registering swaps in a new
+        #: one, so a packet walking the old one is not disturbed (RCU in the kernel).
+        self.hooks: Dict[Tuple[str, int], Tuple[HookOps, ...]] = {
+            (pf, h): () for pf in FAMILIES for h in range(NF_INET_NUMHOOKS)
         }
         #: called with (event, ops) after every change; the tracer and pictures listen
         self.listeners: List[Callable] = []
@@ -90,7 +93,7 @@ class NetnsNf:
         cur = self.hooks[key]
         if len(cur) >= MAX_HOOK_COUNT:
             raise HookError("too many hooks (E2BIG)")
-        self.hooks[key] = grow_order(cur, ops)
+        self.hooks[key] = tuple(grow_order(list(cur), ops))
         for cb in self.listeners:
             cb("register", ops)
 
@@ -99,7 +102,7 @@ class NetnsNf:
         cur = self.hooks[key]
         for i, o in enumerate(cur):
             if o is ops:
-                del cur[i]
+                self.hooks[key] = cur[:i] + cur[i + 1:]
                 break
         else:
             raise HookError(f"hook {ops.hook} not registered")

@@ -23,7 +23,7 @@ from .netfilter import (
 from .netns import HookState
 from .skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
 from .skb import _ids as _skb_ids
-from .tracer import _NULL, _Frame
+from .tracer import _NULL, _Frame, untraced_branch
 
 LINK_LATENCY = 0.00005  # veth + softirq, seconds
 RTO_INIT = 1.0  # TCP_TIMEOUT_INIT
@@ -67,9 +67,11 @@ class Sock:
         return (self.ns.name, self.laddr, self.lport, self.raddr, self.rport)
 
 
+@untraced_branch
 class Stack:
     def __init__(self, kernel):
         self.k = kernel
+        self.tracer = kernel.tracer
         self.peer: Dict[str, object] = {}
         self.addr: Dict[str, str] = {}
         self.socks: Dict[Tuple, Sock] = {}
@@ -85,7 +87,7 @@ class Stack:
         a.addr, b.addr = addr_a, addr_b
 
     def _t(self, name, **args):
-        tr = self.k.tracer
+        tr = self.tracer
         return _Frame(tr, name, args) if tr.listeners else _NULL
 
     # -- netfilter ------------------------------------------------------------------------
@@ -96,7 +98,7 @@ class Stack:
             return True
         state = HookState(hooknum, "ipv4", ns, in_dev, out_dev)
         with self._t("nf_hook_slow", skb=skb, hook=hooknum):
-            for ops in list(entries):
+            for ops in entries:  # a tuple: (un)registering replaces it, never changes it
                 with self._t(ops.hook, skb=skb, state=state, priority=ops.priority, owner=ops.owner):
                     verdict = ops.fn(skb, state) if ops.fn else NF_ACCEPT
                 if self.record:

@@ -63,19 +63,33 @@ def get_conntrack_index(flags: int) -> int:
 
 
 class TcpCt:
-    """``struct ip_ct_tcp``, reduced: state, per-direction end and unacked-data flag."""
+    """``struct ip_ct_tcp``, reduced: state, per-direction end (``seen[dir].td_end``) and
+    unacked-data flag (``seen[dir].flags``), one slot each."""
 
-    __slots__ = ("state", "end", "flags", "last_index", "last_dir", "last_seq", "last_end", "retrans")
+    __slots__ = ("state", "end_orig", "end_reply", "flags_orig", "flags_reply", "last_index", "last_dir",
+                 "last_seq", "last_end", "retrans")
 
     def __init__(self):
         self.state = sNO
-        self.end = [0, 0]
-        self.flags = [0, 0]
+        self.end_orig = self.end_reply = 0
+        self.flags_orig = self.flags_reply = 0
         self.last_index = TCP_NONE_SET
         self.last_dir = ORIGINAL
         self.last_seq = 0
         self.last_end = 0
         self.retrans = 0
+
+    @property
+    def end(self):
+        return [self.end_orig, self.end_reply]
+
+    @property
+    def flags(self):
+        return [self.flags_orig, self.flags_reply]
+
+
+NO_ACTIONS: frozenset = frozenset()
+ASSURE = frozenset({"assured"})
 
 
 def tcp_new(skb, loose: bool = True):
@@ -106,7 +120,7 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
     idx = get_conntrack_index(skb.flags)
     old_state = tcp.state
     new_state = TCP_CONNTRACKS[direction][idx][old_state]
-    actions = set()
+    actions = NO_ACTIONS
 
     if new_state == sSS and old_state in (sTW, sCL):
         # reopened connection: the kernel kills the old entry and lets the SYN create a new one
@@ -120,17 +134,24 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
 
     # window tracking, reduced: remember what each side sent and what the other acked
     end = seg_end(skb)
-    d, other = direction, 1 - direction
     if end == tcp.last_end and direction == tcp.last_dir and idx == tcp.last_index and skb.seq == tcp.last_seq:
         tcp.retrans += 1
     else:
         tcp.retrans = 0
-    if end > tcp.end[d] or tcp.end[d] == 0:
-        tcp.end[d] = end
-    if skb.payload > 0:
-        tcp.flags[d] |= FLAG_DATA_UNACKNOWLEDGED
-    if skb.flags & ACK and skb.ack_seq >= tcp.end[other] and tcp.end[other]:
-        tcp.flags[other] &= ~FLAG_DATA_UNACKNOWLEDGED
+    if direction == ORIGINAL:  # this side: seen[dir], the other: seen[!dir]
+        if end > tcp.end_orig or tcp.end_orig == 0:
+            tcp.end_orig = end
+        if skb.payload > 0:
+            tcp.flags_orig |= FLAG_DATA_UNACKNOWLEDGED
+        if skb.flags & ACK and skb.ack_seq >= tcp.end_reply and tcp.end_reply:
+            tcp.flags_reply &= ~FLAG_DATA_UNACKNOWLEDGED
+    else:
+        if end > tcp.end_reply or tcp.end_reply == 0:
+            tcp.end_reply = end
+        if skb.payload > 0:
+            tcp.flags_reply |= FLAG_DATA_UNACKNOWLEDGED
+        if skb.flags & ACK and skb.ack_seq >= tcp.end_orig and tcp.end_orig:
+            tcp.flags_orig &= ~FLAG_DATA_UNACKNOWLEDGED
     tcp.last_index, tcp.last_dir, tcp.last_seq, tcp.last_end = idx, direction, skb.seq, end
 
     tcp.state = new_state
@@ -138,7 +159,7 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
         timeout = TCP_TIMEOUTS[TCP_CONNTRACK_RETRANS]
     elif idx == TCP_RST_SET:
         timeout = TCP_TIMEOUTS[sCL]
-    elif (tcp.flags[0] | tcp.flags[1]) & FLAG_DATA_UNACKNOWLEDGED and \
+    elif (tcp.flags_orig | tcp.flags_reply) & FLAG_DATA_UNACKNOWLEDGED and \
             TCP_TIMEOUTS[new_state] > TCP_TIMEOUTS[TCP_CONNTRACK_UNACK]:
         timeout = TCP_TIMEOUTS[TCP_CONNTRACK_UNACK]
     else:
@@ -150,5 +171,5 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
         if skb.flags & RST:
             return "kill", timeout, actions
     elif not assured and old_state in (sSR, sES) and new_state == sES:
-        actions.add("assured")
+        actions = ASSURE
     return "accept", timeout, actions
