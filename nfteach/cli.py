@@ -1,4 +1,4 @@
-"""``nfteach``: shell | doctor | vm | capture | profiles.
+"""``nfteach``: shell | doctor | vm | capture | profiles | tour | reset.
 
     nfteach shell [--backend B] [--kernel K] [--json] (SCRIPT | -c CMD ...)
 """
@@ -103,10 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(func=_doctor)
     pr = sub.add_parser("profiles", help="list the kernel profiles of the simulator")
     pr.set_defaults(func=_profiles)
-    from . import render_cli, tour
+    from . import render_cli, reset, tour
 
     render_cli.add_subcommands(sub)
     tour.add_subcommands(sub)
+    reset.add_subcommands(sub)
     try:
         from .vm import cli as vm_cli
 

@@ -52,6 +52,21 @@ def open_lab(backend: Optional[str] = None, kernel: Optional[str] = None) -> Lab
     return lab
 
 
+def reset(lab: Lab, all_mine: bool = False) -> Lab:
+    """A stuck lab: ``lab = course.reset(lab)`` closes it, ends this user's left-over labs
+    (what ``nfteach reset`` does; ``all_mine=True`` also ends the labs of other notebooks
+    of this user that are still open), and returns a fresh lab of the same backend and kernel."""
+    from .reset import reset as reset_mine
+
+    backend, kernel = lab.name, (None if lab.name == "live" else lab.kernel)
+    try:
+        lab.close()
+    except Exception:  # noqa: BLE001 - a lab stuck enough to need a reset may fail to close
+        pass
+    reset_mine(all_mine=all_mine)
+    return open_lab(backend, kernel)
+
+
 def kernels(lab_or_backend) -> Tuple[Optional[str], ...]:
     """The kernels this backend can put side by side."""
     name = lab_or_backend if isinstance(lab_or_backend, str) else lab_or_backend.name
