@@ -3,11 +3,15 @@
     python -m nfteach.book [--out build/book] [--backend sim] [--kernel 5.10] [--executed DIR]
 
 Hidden ``sanity-check`` cells keep their place but not their code; pictures stay inline SVG.
+The exercises' verdicts (what the lab answered) are left out of the book unless
+``--instructor``: the answers are in ``instructor/answers/``, not in the attendees' pages.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import html
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,6 +21,9 @@ from .course import ARTICLE, settings
 from .tour import SANITY, Step, course_notebooks, run_course, tags
 
 DEFAULT_OUT = Path("build/book")
+#: notebooks whose exercises' answers stay out of the attendees' book
+EXERCISES = ("11-exercises",)
+_CHECK = re.compile(r"^\s*\w+\.check\(", re.M)
 
 
 def title_of(nb, fallback: str) -> str:
@@ -42,6 +49,18 @@ def to_html(nb) -> str:
     return body
 
 
+def hide_answers(nb):
+    """A copy of ``nb`` without the outputs of its ``q.check(...)`` cells (the lab's answers)."""
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    for c in nb.cells:
+        if c.cell_type == "code" and _CHECK.search(c.source):
+            c.outputs = [nbformat.v4.new_output(
+                "stream", name="stdout", text="(run this cell in the notebook to see what the lab answers)\n")]
+    return nb
+
+
 def index_html(entries: List[tuple], backend: str, kernel: Optional[str]) -> str:
     items = "\n".join(
         f'<li><a href="{html.escape(href)}">{html.escape(title)}</a>'
@@ -61,8 +80,11 @@ step by step. These pages were executed on the <code>{html.escape(backend)}</cod
 
 
 def build(out: Path = DEFAULT_OUT, backend: Optional[str] = None, kernel: Optional[str] = None,
-          steps: Optional[List[Step]] = None, executed: Optional[Path] = None, report=None) -> Path:
+          steps: Optional[List[Step]] = None, executed: Optional[Path] = None, report=None,
+          instructor: bool = False) -> Path:
     """Write ``out/index.html`` and one page per notebook; returns the index path.
+
+    ``instructor=False`` (the attendees' book) leaves out the exercises' verdicts.
 
     ``steps`` (from :func:`nfteach.tour.run_course`) or ``executed`` (a directory of executed
     notebooks) skip running the course again.
@@ -79,7 +101,8 @@ def build(out: Path = DEFAULT_OUT, backend: Optional[str] = None, kernel: Option
     entries = []
     for s in steps:
         page = f"{s.name}.html"
-        (out / page).write_text(to_html(s.nb), encoding="utf-8")
+        nb = s.nb if instructor or s.name not in EXERCISES else hide_answers(s.nb)
+        (out / page).write_text(to_html(nb), encoding="utf-8")
         entries.append((page, title_of(s.nb, s.name), s.ok))
     index = out / "index.html"
     index.write_text(index_html(entries, backend, kernel), encoding="utf-8")
@@ -96,11 +119,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--backend", "-b", default=None)
     ap.add_argument("--kernel", "-k", default=None)
     ap.add_argument("--executed", type=Path, default=None, help="use already executed notebooks from DIR")
+    ap.add_argument("--instructor", action="store_true", help="keep the exercises' verdicts (the answers)")
     args = ap.parse_args(argv)
     steps = None
     if args.executed is None:
         steps = run_course(args.backend, args.kernel, report=lambda s: print(s.line(), flush=True))
-    index = build(args.out, args.backend, args.kernel, steps=steps, executed=args.executed)
+    index = build(args.out, args.backend, args.kernel, steps=steps, executed=args.executed,
+                  instructor=args.instructor)
     print(f"book: {index}")
     return 0 if steps is None or all(s.ok for s in steps) else 1
 
