@@ -231,11 +231,13 @@ def test_three_attendees_run_the_first_notebooks_at_once_each_in_their_own_lab(h
     a, b = Attendee(hub, USERS[0]), Attendee(hub, USERS[1])
     a.token, b.token = results[USERS[0]]["token"], results[USERS[1]]["token"]
     assert a.server("GET", "kernels").status_code == 200
+    denied = {}
     for path in ("kernels", "contents/nfteach"):
-        r = b.server("GET", path, token=a.token)
-        assert r.status_code in (403, 404), f"{USERS[0]}'s token reached {USERS[1]}'s {path}: {r.status_code}"
-    r = a.api("GET", f"/hub/api/users/{USERS[1]}")
-    assert r.status_code in (403, 404), f"{USERS[0]} may read {USERS[1]}'s user model: {r.status_code}"
+        denied[path] = b.server("GET", path, token=a.token).status_code
+    denied["user model"] = a.api("GET", f"/hub/api/users/{USERS[1]}").status_code
+    print(f"hub: {USERS[0]}'s token on {USERS[1]}'s server and user model: {denied}")
+    for what, code in denied.items():
+        assert code in (403, 404), f"{USERS[0]}'s token reached {USERS[1]}'s {what}: {code}"
 
     for name in USERS:
         r = Attendee(hub, name).api("DELETE", f"/hub/api/users/{name}/server",
