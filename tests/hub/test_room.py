@@ -173,8 +173,12 @@ lab.close()
 def attend(hub, i: int, name: str, barrier: threading.Barrier, timings: Dict[str, float]) -> dict:
     """Log in, spawn, run both notebooks cell by cell (each in its own kernel), then own_cell."""
     who = Attendee(hub, name)
-    who.login()
-    who.spawn()
+    try:
+        who.login()
+        who.spawn()
+    except BaseException:
+        barrier.abort()  # the others stop waiting for this attendee
+        raise
     barrier.wait(SPAWN_TIMEOUT)  # everyone's server is up: the notebooks run at the same time
     t0 = time.monotonic()
     result = {"notebooks": {}}
