@@ -10,13 +10,16 @@ every packet goes ``ip_rcv`` -> PRE_ROUTING (defrag, ``nf_conntrack_in`` ->
   unconfirmed entry.
 
 Skbs are built before the clock starts and handed to ``Stack.ip_rcv`` one by one (no
-sockets, no timers), so this measures the modelled kernel path only. With ``trace=True``
+sockets, no timers), so this measures the modelled kernel path only. Each run has a fresh
+lab; the previous run's lab is garbage-collected before the clock starts (otherwise the
+timed loop pays for collecting its 10^4-10^5 entries). With ``trace=True``
 a tracer listener is attached, which turns every modelled function's entry/exit event on.
 
     python bench/sim_syn.py 20000          # prints one JSON line per case
 """
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -81,6 +84,7 @@ def measure(n: int, verdict: str, trace: bool, kernel: str = "5.10", repeat: int
         before_count = ns.ct.count
         skbs = syn_skbs(n, dport)
         rcv = k.stack.ip_rcv
+        gc.collect()  # the previous run's lab (cyclic garbage) goes now, not during the timed loop
         t0 = time.perf_counter()
         for skb in skbs:
             rcv(ns, skb)

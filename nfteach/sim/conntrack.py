@@ -315,7 +315,7 @@ class Conntrack:
         # 5.10/6.1: the hook function ipv4_confirm tail-calls nf_confirm; 6.18 registers nf_confirm itself
         with (_NULL if self.profile.hookfn.get("confirm4") == "nf_confirm" else self._t("nf_confirm", skb=skb)):
             ct = skb.nfct
-            if ct is None or ct.confirmed:
+            if ct is None or ct.status & IPS_CONFIRMED:
                 return NF_ACCEPT
             if skb.ctinfo is not None and skb.ctinfo >= IP_CT_IS_REPLY:
                 return NF_ACCEPT
@@ -411,18 +411,18 @@ class Conntrack:
             skb.nfct, skb.ctinfo = ct, ctinfo
             return None
 
-    def find(self, net, t: CtTuple):
-        h = net.ct.lookup(t)
-        if h is None:
+    def find(self, net, t: CtTuple) -> Optional[Tuple[NfConn, int]]:
+        """The entry with tuple ``t`` and which direction ``t`` is; an expired one is deleted."""
+        ct = net.ct.table.get(t)
+        if ct is None:
             return None
-        ct = h[0]
         if self.nf_ct_is_expired(ct):
             self.nf_ct_delete(ct)
             return None
-        return h
+        return ct, (REPLY if t == ct.reply else ORIGINAL)
 
     def nf_ct_is_expired(self, ct: NfConn) -> bool:
-        return ct.confirmed and ct.timeout <= self.kernel.now
+        return bool(ct.status & IPS_CONFIRMED) and ct.timeout <= self.kernel.now
 
     def init_conntrack(self, net, t: CtTuple, skb, hash_: Optional[int] = None) -> Optional[NfConn]:
         with self._t("init_conntrack", skb=skb):
@@ -439,7 +439,7 @@ class Conntrack:
             with self._t("__nf_ct_try_assign_helper"):
                 with self._t("__nf_ct_helper_find"):
                     pass
-            tcp = tcp_ct.tcp_new(skb, loose=bool(self.tcp_loose))
+            tcp = tcp_ct.tcp_new(skb, bool(self.tcp_loose))
             if tcp is None:
                 self.nf_conntrack_free(ct)
                 return None
@@ -530,7 +530,7 @@ class Conntrack:
 
     def nf_ct_refresh_acct(self, ct: NfConn, timeout: float, skb, direction: int) -> None:
         with self._t("__nf_ct_refresh_acct"):
-            if ct.confirmed:
+            if ct.status & IPS_CONFIRMED:
                 ct.timeout = self.kernel.now + timeout
             else:
                 ct.timeout = timeout

@@ -79,11 +79,18 @@ class NetnsNf:
         self.hooks: Dict[Tuple[str, int], Tuple[HookOps, ...]] = {
             (pf, h): () for pf in FAMILIES for h in range(NF_INET_NUMHOOKS)
         }
+        #: ``hooks_ipv4[]``: the same tuples indexed by hook number (what NF_HOOK reads)
+        self.hooks_ipv4: List[Tuple[HookOps, ...]] = [()] * NF_INET_NUMHOOKS
         #: called with (event, ops) after every change; the tracer and pictures listen
         self.listeners: List[Callable] = []
 
     def entries(self, pf: str, hooknum: int) -> List[HookOps]:
         return list(self.hooks[(pf, hooknum)])
+
+    def _set(self, key: Tuple[str, int], entries: Tuple[HookOps, ...]) -> None:
+        self.hooks[key] = entries
+        if key[0] == "ipv4":
+            self.hooks_ipv4[key[1]] = entries
 
     def register(self, ops: HookOps) -> None:
         """``nf_register_net_hook`` for one family (callers split NFPROTO_INET)."""
@@ -93,7 +100,7 @@ class NetnsNf:
         cur = self.hooks[key]
         if len(cur) >= MAX_HOOK_COUNT:
             raise HookError("too many hooks (E2BIG)")
-        self.hooks[key] = tuple(grow_order(list(cur), ops))
+        self._set(key, tuple(grow_order(list(cur), ops)))
         for cb in self.listeners:
             cb("register", ops)
 
@@ -102,7 +109,7 @@ class NetnsNf:
         cur = self.hooks[key]
         for i, o in enumerate(cur):
             if o is ops:
-                self.hooks[key] = cur[:i] + cur[i + 1:]
+                self._set(key, cur[:i] + cur[i + 1:])
                 break
         else:
             raise HookError(f"hook {ops.hook} not registered")

@@ -220,16 +220,20 @@ def get_state(ns) -> NftState:
 
 # -- the packet path: nft_do_chain ----------------------------------------------------
 def _expr_match(e: Expr, skb) -> bool:
-    if e.kind == "l4proto":
-        return getattr(skb, "protocol", 6) == e.a
-    if e.kind == "port":
+    kind = e.kind
+    if kind == "port":
         if getattr(skb, "protocol", 6) != e.a:
             return False
         v = skb.dport if e.b == "dport" else skb.sport
-        return any(lo <= v <= hi for lo, hi in e.c)
-    if e.kind == "ip":
+        for lo, hi in e.c:
+            if lo <= v <= hi:
+                return True
+        return False
+    if kind == "l4proto":
+        return getattr(skb, "protocol", 6) == e.a
+    if kind == "ip":
         return net_match(e.b, skb.saddr if e.a == "saddr" else skb.daddr)
-    if e.kind == "ct_state":
+    if kind == "ct_state":
         return ctinfo_state(skb) in e.a
     return True
 
@@ -281,13 +285,14 @@ def _eval_rule(r: NftRule, skb, hstate):
             return (xt.target.lower(), None)
         return ("jump", xt.target) if xt.target else None
     for e in r.exprs:
-        if e.kind == "counter":
+        kind = e.kind
+        if kind == "counter":
             e.pkts += 1
             e.bytes += skb.len
-        elif e.kind == "notrack":
-            skb.nfct, skb.ctinfo = None, IP_CT_UNTRACKED
-        elif e.kind == "verdict":
+        elif kind == "verdict":
             return (e.a, e.b)
+        elif kind == "notrack":
+            skb.nfct, skb.ctinfo = None, IP_CT_UNTRACKED
         elif not _expr_match(e, skb):
             return None
     return None

@@ -93,7 +93,7 @@ class Stack:
     # -- netfilter ------------------------------------------------------------------------
     def nf_hook(self, ns, hooknum: int, skb: Skb, in_dev: str = "", out_dev: str = "") -> bool:
         """``NF_HOOK``: True if the packet may continue (okfn runs)."""
-        entries = ns.nf.hooks[("ipv4", hooknum)]
+        entries = ns.nf.hooks_ipv4[hooknum]
         if not entries:
             return True
         state = HookState(hooknum, "ipv4", ns, in_dev, out_dev)

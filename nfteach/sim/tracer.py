@@ -116,7 +116,11 @@ class _Strip(ast.NodeTransformer):
         for node in body:
             if _is_trace_with(node):
                 out.extend(self.stmts(node.body))
-            elif _self_call(node) not in self.trace_only:
+            elif _self_call(node) in self.trace_only:
+                continue
+            elif isinstance(node, ast.If) and not node.orelse and not self.stmts(copy.deepcopy(node.body)):
+                continue  # an `if` that only decides which frames open (its test changes nothing)
+            else:
                 out.append(self.visit(node))
         return [s for s in out if not isinstance(s, ast.Pass)]
 
@@ -143,8 +147,9 @@ def untraced_branch(cls):
     Each such method ``f`` becomes ``if not self.tracer.listeners: <f's body without
     frames>; return`` followed by its original body. "Without frames": every ``with
     self._t(...):`` (or ``with _NULL``, or a conditional of the two) is replaced by the
-    statements inside it, and a call ``self.g()`` of a method ``g`` that does nothing but
-    open frames is left out. Every other statement runs as written, so the model does the
+    statements inside it, a call ``self.g()`` of a method ``g`` that does nothing but
+    open frames is left out, and so is an ``if`` (without ``else``) whose body only opens
+    frames: such a test only decides which frames open, it must not change the model. Every other statement runs as written, so the model does the
     same work whether or not someone listens; only the entry/exit events are skipped.
     The methods are recompiled from the module's source at their own line numbers, inside
     a class of the same name (so ``self.__name`` is mangled as in the original).
