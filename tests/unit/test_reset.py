@@ -150,3 +150,18 @@ def test_live_stamps(tmp_path, monkeypatch, dead_pid, live_owner):
 def test_cli_has_reset():
     args = build_parser().parse_args(["reset", "--all-mine", "--dry-run"])
     assert args.all_mine and args.dry_run and args.func is R.run
+
+
+def test_course_reset_gives_a_fresh_lab_of_the_same_kind(monkeypatch):
+    from nfteach import course
+
+    calls = []
+    monkeypatch.setattr(R, "reset", lambda **kw: calls.append(kw) or R.Report(False))
+    lab = course.open_lab("sim", "6.1")
+    fresh = course.reset(lab)
+    try:
+        assert fresh is not lab and (fresh.name, fresh.kernel) == ("sim", "6.1")
+        assert calls == [{"all_mine": False}]
+        assert fresh.run("sudo conntrack -L").status == 0  # started
+    finally:
+        fresh.close()
