@@ -519,8 +519,7 @@ class Conntrack:
                 pass
 
     def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
-        name = self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list"
-        with self._t(name, ct=ct):
+        with self._t(self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list", ct=ct):
             lst = ct.net.ct.unconfirmed[ct.cpu]
             if ct in lst:
                 lst.remove(ct)
