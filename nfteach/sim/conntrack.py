@@ -66,11 +66,12 @@ IPCT_NEW, IPCT_RELATED, IPCT_DESTROY, IPCT_REPLY, IPCT_ASSURED = 0, 1, 2, 3, 4
 EVENT_NAMES = ((IPCT_NEW, "NEW"), (IPCT_REPLY, "SEEN_REPLY"), (IPCT_ASSURED, "ASSURED"), (IPCT_DESTROY, "DESTROY"))
 
 
-class NfConn:
+class NfConn(tcp_ct.TcpCt):
     """``struct nf_conn``: one object per entry, its fields in slots (the memory of a
-    10^6-entry table is mostly these); the two tuples are ``tuple`` ( = ``tuplehash[]``)."""
+    10^6-entry table is mostly these); the two tuples are ``tuple`` ( = ``tuplehash[]``),
+    the TCP state (``proto.tcp``) is part of the entry, as in the kernel."""
 
-    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "mark", "cpu", "proto", "net",
+    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "mark", "cpu", "net",
                  "zone", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
                  "ecache", "hash")
 
@@ -83,7 +84,7 @@ class NfConn:
         self.use = 0
         self.mark = 0
         self.cpu = cpu
-        self.proto: Optional[tcp_ct.TcpCt] = None
+        self.state = None  # proto.tcp.state: None until tcp_init()
         self.net = net
         self.zone = 0
         # nf_conn_acct: packets, bytes per direction
@@ -91,6 +92,11 @@ class NfConn:
         self.on_unconfirmed = False
         self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
         self.hash = 0  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
+
+    @property
+    def proto(self) -> Optional[tcp_ct.TcpCt]:
+        """``ct->proto.tcp``: the entry itself (TcpCt is its base), once tcp_new() ran."""
+        return None if self.state is None else self
 
     @property
     def tuple(self) -> Tuple[CtTuple, CtTuple]:
@@ -111,7 +117,7 @@ class NfConn:
 
     @property
     def state_name(self) -> str:
-        return tcp_ct.STATE_NAMES[self.proto.state] if self.proto else ""
+        return "" if self.state is None else tcp_ct.STATE_NAMES[self.state]
 
     def __repr__(self) -> str:
         o = self.orig
@@ -439,11 +445,11 @@ class Conntrack:
             with self._t("__nf_ct_try_assign_helper"):
                 with self._t("__nf_ct_helper_find"):
                     pass
-            tcp = tcp_ct.tcp_new(skb, bool(self.tcp_loose))
-            if tcp is None:
+            tcp_state = tcp_ct.tcp_new(skb, bool(self.tcp_loose))
+            if tcp_state is None:
                 self.nf_conntrack_free(ct)
                 return None
-            ct.proto = tcp
+            ct.tcp_init(tcp_state)
             ct.use = 1  # nf_conntrack_get: owned by the skb
             self.nf_ct_add_to_unconfirmed_list(ct)
             return ct

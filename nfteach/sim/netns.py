@@ -13,7 +13,7 @@ What firewall front ends (iptables, nft) use:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING, Dict, NamedTuple, Optional
 
 from .netfilter import NetnsNf
 from .skb import IP_CT_ESTABLISHED, IP_CT_IS_REPLY, IP_CT_NEW, IP_CT_RELATED, IP_CT_UNTRACKED
@@ -22,17 +22,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
 
-class HookState:
-    """``struct nf_hook_state``: which hook, which family, which namespace, devices."""
+class HookState(NamedTuple):
+    """``struct nf_hook_state``: which hook, which family, which namespace, devices.
+    Read-only, like the kernel's (``NF_HOOK`` fills it in on its stack, hooks only read it)."""
 
-    __slots__ = ("hooknum", "pf", "net", "in_dev", "out_dev")
-
-    def __init__(self, hooknum: int, pf: str, net: Netns, in_dev: str = "", out_dev: str = ""):
-        self.hooknum = hooknum
-        self.pf = pf
-        self.net = net
-        self.in_dev = in_dev
-        self.out_dev = out_dev
+    hooknum: int
+    pf: str
+    net: Netns
+    in_dev: str = ""
+    out_dev: str = ""
 
 
 def ctinfo_state(skb) -> str:

@@ -25,6 +25,8 @@ from .skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
 from .skb import _ids as _skb_ids
 from .tracer import _NULL, _Frame, untraced_branch
 
+_new_state = tuple.__new__  # HookState(...) in one C call
+
 LINK_LATENCY = 0.00005  # veth + softirq, seconds
 RTO_INIT = 1.0  # TCP_TIMEOUT_INIT
 EPHEMERAL = (32768, 60999)  # net.ipv4.ip_local_port_range
@@ -96,7 +98,7 @@ class Stack:
         entries = ns.nf.hooks_ipv4[hooknum]
         if not entries:
             return True
-        state = HookState(hooknum, "ipv4", ns, in_dev, out_dev)
+        state = _new_state(HookState, (hooknum, "ipv4", ns, in_dev, out_dev))
         with self._t("nf_hook_slow", skb=skb, hook=hooknum):
             for ops in entries:  # a tuple: (un)registering replaces it, never changes it
                 with self._t(ops.hook, skb=skb, state=state, priority=ops.priority, owner=ops.owner):

@@ -5,6 +5,8 @@ tracking is reduced to what decides timeouts (unacknowledged data) and retransmi
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from .skb import ACK, FIN, RST, SYN
 
 (sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2) = range(10)
@@ -64,13 +66,18 @@ def get_conntrack_index(flags: int) -> int:
 
 class TcpCt:
     """``struct ip_ct_tcp``, reduced: state, per-direction end (``seen[dir].td_end``) and
-    unacked-data flag (``seen[dir].flags``), one slot each."""
+    unacked-data flag (``seen[dir].flags``), one slot each.
+
+    As in the kernel, where it is ``nf_conn.proto.tcp`` (a union inside the entry), it is
+    no object of its own: ``NfConn`` extends this class and ``ct.proto`` is the entry itself
+    once :meth:`tcp_init` has run (None before)."""
 
     __slots__ = ("state", "end_orig", "end_reply", "flags_orig", "flags_reply", "last_index", "last_dir",
                  "last_seq", "last_end", "retrans")
 
-    def __init__(self):
-        self.state = sNO
+    def tcp_init(self, state: int) -> None:
+        """The state ``tcp_new()`` chose, and nothing seen yet in either direction."""
+        self.state = state
         self.end_orig = self.end_reply = 0
         self.flags_orig = self.flags_reply = 0
         self.last_index = TCP_NONE_SET
@@ -92,17 +99,15 @@ NO_ACTIONS: frozenset = frozenset()
 ASSURE = frozenset({"assured"})
 
 
-def tcp_new(skb, loose: bool = True):
+def tcp_new(skb, loose: bool = True) -> Optional[int]:
     """``tcp_new()``: the state a new entry starts in, or None when the packet is invalid."""
     idx = get_conntrack_index(skb.flags)
-    new_state = TCP_CONNTRACK_S = TCP_CONNTRACKS[ORIGINAL][idx][sNO]
+    new_state = TCP_CONNTRACKS[ORIGINAL][idx][sNO]
     if new_state >= sIV:
         return None
     if new_state == sES and not loose:
         return None
-    tcp = TcpCt()
-    tcp.state = TCP_CONNTRACK_S
-    return tcp
+    return new_state
 
 
 def seg_end(skb) -> int:
@@ -116,7 +121,7 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
     verdict: "accept", "invalid" (-NF_ACCEPT: not tracked further), "kill" (the entry is
     deleted at once), "ignore". actions: set of {"assured"}.
     """
-    tcp: TcpCt = ct.proto
+    tcp: TcpCt = ct  # ct->proto.tcp is part of the entry (NfConn extends TcpCt)
     idx = get_conntrack_index(skb.flags)
     old_state = tcp.state
     new_state = TCP_CONNTRACKS[direction][idx][old_state]
