@@ -71,8 +71,7 @@ class NfConn(tcp_ct.TcpCt):
     10^6-entry table is mostly these); the two tuples are ``tuple`` ( = ``tuplehash[]``),
     the TCP state (``proto.tcp``) is part of the entry, as in the kernel."""
 
-    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "mark", "cpu", "net",
-                 "zone", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
+    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "cpu", "net", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
                  "ecache", "hash")
 
     def __init__(self, net, orig: CtTuple, cpu: int):
@@ -82,16 +81,18 @@ class NfConn(tcp_ct.TcpCt):
         self.status = 0
         self.timeout = 0.0  # relative while unconfirmed, absolute (model seconds) once confirmed
         self.use = 0
-        self.mark = 0
         self.cpu = cpu
         self.state = None  # proto.tcp.state: None until tcp_init()
         self.net = net
-        self.zone = 0
         # nf_conn_acct: packets, bytes per direction
         self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
         self.on_unconfirmed = False
         self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
         self.hash = 0  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
+
+    #: ct->mark and the zone: not modelled (docs/simulator.md), always 0
+    mark = 0
+    zone = 0
 
     @property
     def proto(self) -> Optional[tcp_ct.TcpCt]:
@@ -557,14 +558,17 @@ class Conntrack:
                 return NF_DROP
             t0, t1 = ct.orig, ct.reply
             table = net.ct.table
-            if t0 in table or t1 in table:
+            # both tuples must be free; each is hashed once (setdefault inserts if free)
+            if table.setdefault(t0, ct) is not ct:
+                net.ct.stat["insert_failed"] += 1
+                return NF_DROP
+            if table.setdefault(t1, ct) is not ct:
+                del table[t0]
                 net.ct.stat["insert_failed"] += 1
                 return NF_DROP
             ct.timeout += self.kernel.now
             ct.use += 1
             ct.status |= IPS_CONFIRMED
-            table[t0] = ct
-            table[t1] = ct
             b = ct.hash % self.htable_size
             ct.hash = 0
             chain = net.ct.orig_buckets.get(b)

@@ -286,7 +286,16 @@ def _eval_rule(r: NftRule, skb, hstate):
         return ("jump", xt.target) if xt.target else None
     for e in r.exprs:
         kind = e.kind
-        if kind == "counter":
+        if kind == "port":  # the usual first match, here rather than in _expr_match
+            if getattr(skb, "protocol", 6) != e.a:
+                return None
+            v = skb.dport if e.b == "dport" else skb.sport
+            for lo, hi in e.c:
+                if lo <= v <= hi:
+                    break
+            else:
+                return None
+        elif kind == "counter":
             e.pkts += 1
             e.bytes += skb.len
         elif kind == "verdict":
