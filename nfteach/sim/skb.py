@@ -23,7 +23,7 @@ SYN_OPTIONS_LEN = 20
 TS_OPTIONS_LEN = 12
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Skb:
     saddr: str
     daddr: str
@@ -44,6 +44,8 @@ class Skb:
     id: int = field(default_factory=lambda: next(_ids))
     #: where the packet is (namespace name, device) for tracing and pictures
     dev: str = ""
+    #: why it was freed (kfree_skb's reason, or "consumed"); None while in flight
+    freed: Optional[str] = field(default=None, repr=False)
 
     @property
     def doff(self) -> int:

@@ -102,7 +102,8 @@ class Stack:
         with self._t("nf_hook_slow", skb=skb, hook=hooknum):
             for ops in entries:  # a tuple: (un)registering replaces it, never changes it
                 with self._t(ops.hook, skb=skb, state=state, priority=ops.priority, owner=ops.owner):
-                    verdict = ops.fn(skb, state) if ops.fn else NF_ACCEPT
+                    fn = ops.fn
+                    verdict = fn(skb, state) if fn is not None else NF_ACCEPT
                 if self.record:
                     self.packets.append((self.k.now, ns.name, hooknum, ops, verdict, skb))
                 if verdict == NF_ACCEPT:
