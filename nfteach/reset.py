@@ -109,7 +109,7 @@ def qemu_pid(run: Path, uid: int) -> Optional[int]:
 
 def _owner(run: Path) -> Optional[int]:
     try:
-        return int((run / "owner").read_text().strip())
+        return int((run / "owner").read_text().split()[0])  # "PID STARTTIME"
     except (OSError, ValueError):
         return None
 
@@ -143,6 +143,9 @@ def _vm(report: Report, runs: Path, uid: int, all_mine: bool, starting_grace: fl
             why = f"QEMU {pid} of running notebook {owner} (--all-mine)"
         elif pid is not None:
             why = f"QEMU {pid}, its notebook {owner} is gone"
+        elif owner_alive and not all_mine and time.time() - d.stat().st_mtime < starting_grace:
+            report.kept.append(f"vm lab {d} (starting, notebook {owner})")
+            continue  # its QEMU has not written its pid file yet
         else:
             why = "its QEMU is gone"
         a = Action("vm", str(d), why)

@@ -70,3 +70,26 @@ def test_kernel_trouble_is_read_from_the_console_log(tmp_path):
     assert "soft lockup" in trouble and "Kernel panic" in trouble and "@@NFT@@" not in trouble
     con.log_path = tmp_path / "missing.log"
     assert con.kernel_trouble() == ""
+
+
+def test_a_starting_lab_of_a_live_process_is_not_stale(tmp_path, monkeypatch):
+    """Two labs starting at once: the second's clean-up must not remove the first's run
+    directory before its QEMU wrote its pid file (a vm boot once failed with 'qemu exited at once')."""
+    import os
+    import subprocess
+
+    from nfteach.vm import qemu
+
+    monkeypatch.setattr(qemu, "runs_dir", lambda: tmp_path)
+    starting = tmp_path / "nfteach-5.10-a"
+    starting.mkdir()
+    (starting / "owner").write_text(qemu.owner_stamp())          # this process: alive, no qemu.pid yet
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = tmp_path / "nfteach-5.10-b"
+    gone.mkdir()
+    (gone / "owner").write_text(f"{dead.pid} -\n")                # its process has ended
+    reused = tmp_path / "nfteach-5.10-c"
+    reused.mkdir()
+    (reused / "owner").write_text(f"{os.getpid()} 1\n")          # our PID, but another start time
+    assert sorted(p.name for p in qemu.stale_runs()) == ["nfteach-5.10-b", "nfteach-5.10-c"]
