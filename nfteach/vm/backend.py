@@ -52,6 +52,21 @@ ENV_COMMAND_TIMEOUT = "NFTEACH_VM_COMMAND_TIMEOUT"
 COMMAND_TIMEOUT = 240.0
 
 
+ENV_MEMORY = "NFTEACH_VM_MEMORY"
+MEMORY_MIB = 2048
+
+
+def default_memory() -> int:
+    """The guest's RAM in MiB (QEMU ``-m``): ``$NFTEACH_VM_MEMORY`` or 2048; docs/sizing.md
+    measured 512 and 768 to run the whole article too (a room may cap guests with them)."""
+    raw = os.environ.get(ENV_MEMORY, "")
+    if not raw:
+        return MEMORY_MIB
+    if not raw.isdigit() or not 512 <= int(raw) <= 16384:
+        raise BackendUnavailable(f"{ENV_MEMORY}={raw!r}: give the guest's memory in MiB, 512 to 16384")
+    return int(raw)
+
+
 def default_command_timeout() -> float:
     raw = os.environ.get(ENV_COMMAND_TIMEOUT, "")
     try:
@@ -122,7 +137,7 @@ class VmBackend(Backend):
 
     name = "vm"
 
-    def __init__(self, kernel: Optional[str] = None, memory: str = "2048", cpus: int = 2,
+    def __init__(self, kernel: Optional[str] = None, memory: Optional[str] = None, cpus: int = 2,
                  boot_timeout: float = 300, build: bool = True, command_timeout: Optional[float] = None,
                  **_ignored):
         kernel = kernel or DEFAULT_KERNEL
@@ -130,7 +145,7 @@ class VmBackend(Backend):
             raise BackendUnavailable(f"vm backend: unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}",
                                      token=kernel)
         self.kernel = kernel
-        self.memory, self.cpus = memory, cpus
+        self.memory, self.cpus = str(memory or default_memory()), cpus
         self.boot_timeout, self.build = boot_timeout, build
         self.command_timeout = command_timeout or default_command_timeout()
         self.qemu: Optional[Qemu] = None

@@ -93,3 +93,16 @@ def test_a_starting_lab_of_a_live_process_is_not_stale(tmp_path, monkeypatch):
     reused.mkdir()
     (reused / "owner").write_text(f"{os.getpid()} 1\n")          # our PID, but another start time
     assert sorted(p.name for p in qemu.stale_runs()) == ["nfteach-5.10-b", "nfteach-5.10-c"]
+
+
+@pytest.mark.parametrize("raw,ok", [("", 2048), ("768", 768), ("512", 512), ("100", None), ("2G", None),
+                                    ("99999", None), ("-1", None)])
+def test_guest_memory_setting(monkeypatch, raw, ok):
+    monkeypatch.setenv(vmb.ENV_MEMORY, raw)
+    if ok is None:
+        with pytest.raises(BackendUnavailable) as e:
+            vmb.default_memory()
+        assert vmb.ENV_MEMORY in str(e.value)
+    else:
+        assert vmb.default_memory() == ok
+        assert vmb.VmBackend(kernel="5.10").memory == str(ok)
