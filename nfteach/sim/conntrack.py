@@ -127,7 +127,8 @@ class NfConn(tcp_ct.TcpCt):
 
 def hash_conntrack_raw(t: CtTuple) -> int:
     """Deterministic stand-in for the kernel's seeded siphash (bucket order is not ABI)."""
-    return zlib.crc32(f"{t.src}|{t.dst}|{t.protonum}|{t.sport}|{t.dport}".encode())
+    src, dst, protonum, sport, dport = t
+    return zlib.crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
 
 
 class NetCt:

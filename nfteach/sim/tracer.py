@@ -153,8 +153,10 @@ def untraced_branch(cls):
     self._t(...):`` (or ``with _NULL``, or a conditional of the two) is replaced by the
     statements inside it, a call ``self.g()`` of a method ``g`` that does nothing but
     open frames is left out, and so is an ``if`` (without ``else``) whose body only opens
-    frames: such a test only decides which frames open, it must not change the model. Every other statement runs as written, so the model does the
-    same work whether or not someone listens; only the entry/exit events are skipped.
+    frames (such a test only decides which frames open; it must not change the model).
+    Every other statement runs as written, so the model does the same work whether or not
+    someone listens; only the entry/exit events are skipped
+    (``tests/unit/test_untraced_branch.py`` checks both ways end in the same state).
     The methods are recompiled from the module's source at their own line numbers, inside
     a class of the same name (so ``self.__name`` is mangled as in the original); the class
     reads the tracer as ``self.tracer``.
