@@ -41,6 +41,8 @@ def test_binder_matches_environment():
     assert "-e ." in pip1, "environment.yml installs the package from the repo"
     post = (ROOT / "binder" / "postBuild").read_text()
     assert "pip install --no-deps -e ." in post, "binder installs the package in postBuild"
+    first = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))[0].name
+    assert f'default_url = "/lab/tree/notebooks/{first}"' in post, "a Binder session opens the first notebook"
 
 
 def test_environment_has_what_the_notebooks_need():
