@@ -8,6 +8,7 @@ program) runs END and prints the maps, as bpftrace 0.17 does.
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import fnmatch
 from typing import Dict, List, Optional, Tuple
 
@@ -213,8 +214,10 @@ class Session:
                                                  f'"notrace"); attaching to it will likely fail', "WARNING"))
             failed_here.append(ap)
             return
-        raise L.BtError(f"the simulator does not run {fn} on kernel {self.k.profile.name} (it models: "
-                        f"{', '.join(sorted(funcs))}); run it with --backend vm", loc)
+        near = difflib.get_close_matches(fn, sorted(funcs), n=4, cutoff=0.5)
+        hint = f"closest: {', '.join(near)}; " if near else ""
+        raise L.BtError(f"the simulator does not run {fn} on kernel {self.k.profile.name} ({hint}"
+                        f"bpftrace -l 'kprobe:*' lists the {len(funcs)} it models); run it with --backend vm", loc)
 
     def _attach_failure(self, ap: str, multi: bool) -> List[str]:
         if not self.kd.kprobes:

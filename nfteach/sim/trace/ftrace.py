@@ -12,6 +12,7 @@ two spaces of indent per level, module tags, task switch separators).
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -183,8 +184,10 @@ def trace_cmd(kernel, ns, argv) -> Output:
         known = {kd.symbol(f) for f in trace_state(kernel).known_functions(kernel)} - {None}
         for g in graph:
             if g not in known:
+                near = difflib.get_close_matches(g, sorted(known), n=4, cutoff=0.5)
+                hint = f"closest: {', '.join(near)}" if near else f"-g takes one of the {len(known)} it models"
                 return Output.of(stderr=f"nfteach: trace-cmd: the simulator does not run {g} on kernel "
-                                 f"{kernel.profile.name}; -g takes one of: {', '.join(sorted(known))}\n", status=2)
+                                 f"{kernel.profile.name} ({hint}; bpftrace -l 'kprobe:*' lists them)\n", status=2)
         fs.set_tracer(plugin, graph)
         return Output.of(stdout=f"  plugin '{plugin}'\n")
     if sub == "stop":
