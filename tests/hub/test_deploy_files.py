@@ -72,3 +72,8 @@ def test_the_image_is_built_from_the_binder_environment():
     docker = (DEPLOY / "Dockerfile").read_text()
     assert "binder/environment.yml" in docker and (ROOT / "binder" / "environment.yml").exists()
     assert "deploy/single-machine/nfteach-singleuser" in docker
+
+
+def test_the_image_leaves_the_answers_out():
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert "instructor" in ignored and (ROOT / "instructor" / "answers").is_dir()
