@@ -10,8 +10,11 @@ from __future__ import annotations
 import __future__
 
 import ast
-import copy
+import hashlib
+import importlib.util
 import inspect
+import marshal
+import os
 import sys
 from typing import Callable, Dict, List, NamedTuple, Optional, Set
 
@@ -109,8 +112,21 @@ def _self_call(node: ast.stmt) -> Optional[str]:
     return None
 
 
+def _only_frames(stmts: List[ast.stmt], trace_only: Set[str]) -> bool:
+    """True if running ``stmts`` does nothing but open frames (nothing left once stripped)."""
+    for node in stmts:
+        if isinstance(node, ast.Pass) or _self_call(node) in trace_only:
+            continue
+        if _is_trace_with(node) or (isinstance(node, ast.If) and not node.orelse):
+            if _only_frames(node.body, trace_only):
+                continue
+        return False
+    return True
+
+
 class _Strip(ast.NodeTransformer):
-    """Replace each trace frame by its body; leave out calls of methods that only trace."""
+    """Replace each trace frame by its body; leave out calls of methods that only trace.
+    Changes the tree it is given (a parse of its own)."""
 
     def __init__(self, trace_only: Set[str]):
         self.trace_only = trace_only
@@ -122,7 +138,7 @@ class _Strip(ast.NodeTransformer):
                 out.extend(self.stmts(node.body))
             elif _self_call(node) in self.trace_only:
                 continue
-            elif isinstance(node, ast.If) and not node.orelse and not self.stmts(copy.deepcopy(node.body)):
+            elif isinstance(node, ast.If) and not node.orelse and _only_frames(node.body, self.trace_only):
                 continue  # an `if` that only decides which frames open (its test changes nothing)
             else:
                 out.append(self.visit(node))
@@ -163,34 +179,96 @@ def untraced_branch(cls):
     """
     mod = sys.modules[cls.__module__]
     try:
-        tree = ast.parse(inspect.getsource(mod))
+        src = inspect.getsource(mod)
     except (OSError, TypeError):  # no source (a frozen or .pyc-only install): frames stay, only slower
         return cls
-    cdef = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
-    fns = [n for n in cdef.body if isinstance(n, ast.FunctionDef) and not n.decorator_list
-           and any(_is_trace_with(x) for x in ast.walk(n))]
-    trace_only = {fn.name for fn in fns
-                  if not _Strip(set()).stmts(copy.deepcopy(_split_doc(fn.body)[1]))}
-    for fn in fns:
+    made = _cached(cls, mod, src)
+    if made is None:
+        made = _build(cls, mod, src)
+        _store(cls, mod, src, made)
+    code, names, trace_only = made
+    ns: Dict[str, object] = {}
+    exec(code, mod.__dict__, ns)
+    for name in names:
+        new, old = ns[cls.__name__].__dict__[name], cls.__dict__[name]
+        new.__qualname__, new.__doc__ = old.__qualname__, old.__doc__
+        setattr(cls, name, new)
+    cls.trace_only_methods = frozenset(trace_only)
+    return cls
+
+
+def _build(cls, mod, src):
+    """(code of a class holding the rewritten methods, their attribute names, trace-only names)."""
+
+    def methods(tree):
+        cdef = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+        return cdef, {n.name: n for n in cdef.body if isinstance(n, ast.FunctionDef) and not n.decorator_list
+                      and any(_is_trace_with(x) for x in ast.walk(n))}
+
+    cdef, fns = methods(ast.parse(src))
+    _, fast_fns = methods(ast.parse(src))  # a second parse: the frameless copies (cheaper than deepcopy)
+    trace_only = {name for name, fn in fns.items() if _only_frames(_split_doc(fn.body)[1], set())}
+    for name, fn in fns.items():
         doc, body = _split_doc(fn.body)
-        fast = _Strip(trace_only).stmts(copy.deepcopy(body)) + [ast.Return(value=None)]
+        fast = _Strip(trace_only).stmts(_split_doc(fast_fns[name].body)[1]) + [ast.Return(value=None)]
         listeners = ast.Attribute(value=ast.Attribute(value=ast.Name(id="self", ctx=ast.Load()), attr="tracer",
                                                       ctx=ast.Load()), attr="listeners", ctx=ast.Load())
         branch = ast.copy_location(ast.If(test=ast.UnaryOp(op=ast.Not(), operand=listeners), body=fast, orelse=[]),
                                    body[0])
         fn.body = doc + [branch] + body
-    holder = ast.copy_location(ast.ClassDef(name=cls.__name__, bases=[], keywords=[], body=fns or [ast.Pass()],
+    holder = ast.copy_location(ast.ClassDef(name=cls.__name__, bases=[], keywords=[], body=list(fns.values()),
                                             decorator_list=[]), cdef)
     module = ast.fix_missing_locations(ast.Module(body=[holder], type_ignores=[]))
     code = compile(module, mod.__file__, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    made: Dict[str, object] = {}
-    exec(code, mod.__dict__, made)
-    for fn in fns:
-        name = fn.name
+    names = []
+    for name in fns:
         if name.startswith("__") and not name.endswith("__"):
             name = f"_{cls.__name__.lstrip('_')}{name}"  # private name mangling
-        new, old = made[cls.__name__].__dict__[name], cls.__dict__[name]
-        new.__qualname__, new.__doc__ = old.__qualname__, old.__doc__
-        setattr(cls, name, new)
-    cls.trace_only_methods = frozenset(trace_only)
-    return cls
+        names.append(name)
+    return code, names, sorted(trace_only)
+
+
+# The rewrite costs ~30 ms per module, so its result is kept next to the module's .pyc,
+# keyed by the interpreter, this file, the module's path and its source.
+def _cache_path(cls, mod) -> Optional[str]:
+    try:
+        pyc = importlib.util.cache_from_source(mod.__file__)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    return f"{pyc[:-4]}.{cls.__name__}-untraced.bin"
+
+
+def _cache_key(mod, src: str) -> bytes:
+    with open(__file__, "rb") as f:
+        me = f.read()
+    return hashlib.sha256(b"\0".join((sys.version.encode(), me, mod.__file__.encode(), src.encode()))).digest()
+
+
+def _cached(cls, mod, src):
+    path = _cache_path(cls, mod)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        key = _cache_key(mod, src)
+        if data[:len(key)] == key:
+            return marshal.loads(data[len(key):])
+    except (OSError, TypeError, ValueError, EOFError):
+        pass
+    return None
+
+
+def _store(cls, mod, src, made) -> None:
+    path = _cache_path(cls, mod)
+    if path is None:
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(_cache_key(mod, src) + marshal.dumps(made))
+        os.replace(tmp, path)
+    except OSError:  # a read-only install: rewrite on every import
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

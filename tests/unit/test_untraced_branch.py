@@ -56,3 +56,18 @@ def test_frameless_copies_are_installed():
                Conntrack.nf_conntrack_confirm):
         assert "listeners" in fn.__code__.co_names, fn.__qualname__
         assert fn.__code__.co_filename.endswith((".py",)) and fn.__code__.co_firstlineno > 1
+
+
+def test_rewrite_cache_round_trip(tmp_path, monkeypatch):
+    import inspect
+
+    import nfteach.sim.conntrack as module
+    from nfteach.sim import tracer
+
+    src = inspect.getsource(module)
+    monkeypatch.setattr(tracer, "_cache_path", lambda cls, mod: str(tmp_path / "cache.bin"))
+    assert tracer._cached(module.Conntrack, module, src) is None
+    built = tracer._build(module.Conntrack, module, src)
+    tracer._store(module.Conntrack, module, src, built)
+    assert tracer._cached(module.Conntrack, module, src) == built
+    assert tracer._cached(module.Conntrack, module, src + "\n") is None  # another source: rebuilt
