@@ -76,8 +76,11 @@ class NfConn(tcp_ct.TcpCt):
 
     def __init__(self, net, orig: CtTuple, cpu: int):
         self.id = next(_ct_ids)
+        # tuplehash[].tuple, as plain tuples: the garbage collector stops tracking a plain
+        # tuple of strings and ints, not a CtTuple (a subclass), and a 10^6-entry table has
+        # two per entry. ``tuple`` gives them as CtTuples.
         self.orig = orig
-        self.reply = _tuple_new(CtTuple, (orig[1], orig[0], orig[2], orig[4], orig[3]))  # nf_ct_invert_tuple
+        self.reply = (orig[1], orig[0], orig[2], orig[4], orig[3])  # nf_ct_invert_tuple
         self.status = 0
         self.timeout = 0.0  # relative while unconfirmed, absolute (model seconds) once confirmed
         self.use = 0
@@ -101,7 +104,7 @@ class NfConn(tcp_ct.TcpCt):
 
     @property
     def tuple(self) -> Tuple[CtTuple, CtTuple]:
-        return (self.orig, self.reply)
+        return (_tuple_new(CtTuple, self.orig), _tuple_new(CtTuple, self.reply))
 
     @property
     def counters(self) -> List[int]:
@@ -121,7 +124,7 @@ class NfConn(tcp_ct.TcpCt):
         return "" if self.state is None else tcp_ct.STATE_NAMES[self.state]
 
     def __repr__(self) -> str:
-        o = self.orig
+        o = self.tuple[0]
         return f"<nf_conn {o.src}:{o.sport}>{o.dst}:{o.dport} {self.state_name} status={self.status:#x} use={self.use}>"
 
 
@@ -391,7 +394,7 @@ class Conntrack:
         with self._t("resolve_normal_ct"):
             with self._t("nf_ct_get_tuple"):
                 with self._t("nf_ct_get_tuple_ports"):
-                    t = _tuple_new(CtTuple, (skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport))
+                    t = (skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport)  # a CtTuple's fields
             with self._t("hash_conntrack_raw"):
                 hash_ = hash_conntrack_raw(t)
             with self._t("__nf_conntrack_find_get"):
