@@ -17,6 +17,8 @@ import socket
 from dataclasses import dataclass
 from typing import Iterator, Optional, Tuple
 
+from ..render.ctline import conntrack_line
+
 HZ = 250  # CONFIG_HZ of the profiled kernels
 IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 2, 4, 8
 TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
@@ -136,16 +138,5 @@ def nf_conn_entry(prog, ct) -> CtEntry:
 
 def format_conntrack(e: CtEntry, secctx: str = "", use: Optional[int] = 1) -> str:
     """The ``conntrack -L`` line (``use=`` as ctnetlink reports it: 1, no extra reference)."""
-    o, r = e.orig, e.reply
-    parts = [f"{PROTO_NAMES.get(e.proto, 'unknown'):<8} {e.proto} {e.timeout}" + (f" {e.state}" if e.state else ""),
-             f"src={o[0]} dst={o[1]} sport={o[2]} dport={o[3]}"]
-    if not e.status & IPS_SEEN_REPLY:
-        parts.append("[UNREPLIED]")
-    parts.append(f"src={r[0]} dst={r[1]} sport={r[2]} dport={r[3]}")
-    if e.status & IPS_ASSURED:
-        parts.append("[ASSURED]")
-    parts.append(f"mark={e.mark}")
-    if secctx:
-        parts.append(f"secctx={secctx}")
-    parts.append(f"use={use if use is not None else e.use}")
-    return " ".join(parts)
+    return conntrack_line(e.proto, e.timeout, e.state, e.orig, e.reply, e.status, e.mark, secctx,
+                          use if use is not None else e.use)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model.backend import Output
+from ..render.ctline import conntrack_line
 from .conntrack import IPS_ASSURED, IPS_SEEN_REPLY
 
 TABLES = ("conntrack", "expect", "dying", "unconfirmed")
@@ -14,18 +15,8 @@ HELP = "Command line interface for the connection tracking system. Version {ver}
 
 def format_entry(ct, timeout: int, secctx: str = "") -> str:
     o, r = ct.tuple
-    parts = [f"{'tcp':<8} 6 {timeout} {ct.state_name}",
-             f"src={o.src} dst={o.dst} sport={o.sport} dport={o.dport}"]
-    if not ct.status & IPS_SEEN_REPLY:
-        parts.append("[UNREPLIED]")
-    parts.append(f"src={r.src} dst={r.dst} sport={r.sport} dport={r.dport}")
-    if ct.status & IPS_ASSURED:
-        parts.append("[ASSURED]")
-    parts.append(f"mark={ct.mark}")
-    if secctx:
-        parts.append(f"secctx={secctx}")
-    parts.append("use=1")
-    return " ".join(parts)
+    return conntrack_line(6, timeout, ct.state_name, (o.src, o.dst, o.sport, o.dport),
+                          (r.src, r.dst, r.sport, r.dport), ct.status, ct.mark, secctx)
 
 
 def _err(ver: str, msg: str, status: int = 2) -> Output:
