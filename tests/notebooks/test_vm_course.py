@@ -2,6 +2,7 @@
 so the cells tagged ``vm-only`` run for real and the sanity checks hold on a real kernel."""
 import os
 import shutil
+import warnings
 
 import pytest
 
@@ -18,13 +19,27 @@ def _vm_unavailable():
     return None
 
 
+def _guest_trouble(step) -> bool:
+    """The notebook failed because its guest hung or stopped, not because of what it showed."""
+    if "did not finish" in step.error or "has stopped" in step.error:
+        return True
+    texts = [o.get("text", "") for c in step.nb.cells for o in c.get("outputs", [])]
+    return any("did not finish within" in t and "was killed" in t for t in texts if isinstance(t, str))
+
+
 def test_course_on_vm_5_10():
     why = _vm_unavailable()
     if why:
         pytest.skip(why)
-    from nfteach.tour import run_course
+    from nfteach.tour import run_course, run_notebook
 
     steps = run_course(backend="vm", kernel="5.10")
+    # A guest that hangs under software emulation (seen once in CI: a cell waited 600 s) is
+    # the emulator's, not the course's: such a notebook gets one more run, and says so.
+    for i, s in enumerate(steps):
+        if (not s.ok or s.sanity_ran != s.sanity) and _guest_trouble(s):
+            warnings.warn(f"vm course: {s.line()} — running it once more", stacklevel=1)
+            steps[i] = run_notebook(s.path, "vm", "5.10")
     bad = [s.line() for s in steps if not s.ok or s.sanity_ran != s.sanity]
     assert not bad, "\n".join(bad)
     # on vm, no vm-only cell explained itself away: they all ran
