@@ -58,7 +58,7 @@ def _vm_program(backend):
     qemu = getattr(backend, "qemu", None)
     if qemu is None or not hasattr(backend, "_debug_files"):
         raise BackendUnavailable("the vm backend offers no drgn program (is the guest running?)")
-    from ..vm.hooks_drgn import qemu_program
+    from ..vm.program import qemu_program
 
     files = backend._debug_files()
     path = qemu.free_qmp() if hasattr(qemu, "free_qmp") else qemu.qmp_path

@@ -301,11 +301,12 @@ class VmBackend(Backend):
         if argv[0] == "list-nf-hooks":
             if len(argv) > 1:
                 return Output.of(stderr=f"nfteach: list-nf-hooks takes no arguments (got {argv[1]!r})\n", status=2)
-            from .hooks_drgn import format_hooks, nf_hooks, qemu_program
+            from ..introspect.hooks import format_hooks, netns_nf_hooks
+            from .program import qemu_program
 
             try:
                 prog = qemu_program(self.qemu.free_qmp(), files[0], files[1:])
-                text = format_hooks(nf_hooks(prog))
+                text = format_hooks(netns_nf_hooks(prog))
                 del prog  # closes its QMP connection
                 return Output.of(stdout=text)
             except Exception as e:  # noqa: BLE001 - one line, never a traceback

@@ -4,7 +4,7 @@ import json
 import socket
 import threading
 
-from nfteach.vm import hooks_drgn
+from nfteach.introspect import hooks
 from nfteach.vm.console import Console
 from nfteach.vm.fetch import NETFILTER_KO
 
@@ -18,14 +18,14 @@ def test_format_hooks_matches_the_article():
         },
         "ipv6": {},
     }
-    text = hooks_drgn.format_hooks(table)
+    text = hooks.format_hooks(table)
     lines = text.splitlines()
     assert lines[0] == "🪝 ipv4 PRE_ROUTING"
     assert lines[1] == "       -400 → ipv4_conntrack_defrag"
     assert " 2147483647 → ipv4_confirm, nft_do_chain_ipv4" in lines
     # every hook of both families has a section, empty ones too; never INGRESS
     assert [x for x in lines if x.startswith("🪝")] == [
-        f"🪝 {f} {h}" for f in ("ipv4", "ipv6") for h in hooks_drgn.HOOKS
+        f"🪝 {f} {h}" for f in ("ipv4", "ipv6") for h in hooks.HOOKS
     ]
     assert "INGRESS" not in text
     assert text.endswith("\n\n")
