@@ -54,6 +54,7 @@ class Step:
     sanity_ran: int = 0
     skipped: List[str] = field(default_factory=list)   # tagged cells that explained themselves
     error: str = ""
+    detail: str = ""     # the failing cell's whole error value (for reports; capped)
     nb: object = None
 
     @property
@@ -127,6 +128,7 @@ def run_notebook(path: Path, backend: str = "sim", kernel: Optional[str] = None,
             step.ok = True
         except Exception as e:  # noqa: BLE001 - a failing cell is the step's outcome
             step.error = _first_error_line(e)
+            step.detail = str(getattr(e, "evalue", None) or e)[:6000]
             if type(e).__name__ == "CellTimeoutError":
                 step.error = _timeout_line(code, timeout)
     step.seconds = time.monotonic() - start

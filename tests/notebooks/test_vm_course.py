@@ -19,14 +19,6 @@ def _vm_unavailable():
     return None
 
 
-def _guest_trouble(step) -> bool:
-    """The notebook failed because its guest hung or stopped, not because of what it showed."""
-    if "did not finish" in step.error or "has stopped" in step.error:
-        return True
-    texts = [o.get("text", "") for c in step.nb.cells for o in c.get("outputs", [])]
-    return any("did not finish within" in t and "was killed" in t for t in texts if isinstance(t, str))
-
-
 def test_course_on_vm_5_10():
     why = _vm_unavailable()
     if why:
@@ -34,13 +26,15 @@ def test_course_on_vm_5_10():
     from nfteach.tour import run_course, run_notebook
 
     steps = run_course(backend="vm", kernel="5.10")
-    # A guest that hangs under software emulation (seen once in CI: a cell waited 600 s) is
-    # the emulator's, not the course's: such a notebook gets one more run, and says so.
+    # A real kernel under software emulation can lose a race the course does not control
+    # (seen in CI: a guest that hung for 600 s; a bpftrace map without the drop's stack, once
+    # in 10+ runs): a failing notebook gets one more run, and the report shows the first
+    # failure whole. Failing twice fails the test.
     for i, s in enumerate(steps):
-        if (not s.ok or s.sanity_ran != s.sanity) and _guest_trouble(s):
-            warnings.warn(f"vm course: {s.line()} — running it once more", stacklevel=1)
+        if not s.ok or s.sanity_ran != s.sanity:
+            warnings.warn(f"vm course: {s.line()} — running it once more.\n{s.detail}", stacklevel=1)
             steps[i] = run_notebook(s.path, "vm", "5.10")
-    bad = [s.line() for s in steps if not s.ok or s.sanity_ran != s.sanity]
+    bad = [f"{s.line()}\n{s.detail}" for s in steps if not s.ok or s.sanity_ran != s.sanity]
     assert not bad, "\n".join(bad)
     # on vm, no vm-only cell explained itself away: they all ran
     assert not [s.name for s in steps if "vm-only" in s.skipped]
