@@ -200,7 +200,7 @@ class Lab:
         for n in [self._job_spec(s) for s in specs]:
             job = self.jobs.pop(n)
             job.signal(sig)
-            o = job.wait(timeout=30)
+            o = job.wait(timeout=self.backend.stop_timeout)
             outs.extend(o.chunks)
         return Output(tuple(outs), status)
 

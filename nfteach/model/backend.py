@@ -63,6 +63,8 @@ class Backend(abc.ABC):
 
     name: str = "?"
     kernel: str = "?"
+    #: seconds ``kill -INT %N`` waits for the job to print and end before it is killed
+    stop_timeout: float = 30.0
 
     @abc.abstractmethod
     def start(self) -> None:

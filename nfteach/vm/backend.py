@@ -136,6 +136,9 @@ class VmBackend(Backend):
     """Debian kernel ``kernel`` ("5.10" or "6.1") in QEMU; see the module docstring."""
 
     name = "vm"
+    # bpftrace prints its maps (kernel stacks symbolized from /proc/kallsyms) and detaches
+    # under software emulation: CI once saw that take over 30 s on a busy machine
+    stop_timeout = 120.0
 
     def __init__(self, kernel: Optional[str] = None, memory: Optional[str] = None, cpus: int = 2,
                  boot_timeout: float = 300, build: bool = True, command_timeout: Optional[float] = None,
