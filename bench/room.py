@@ -28,7 +28,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -40,6 +39,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import machine, md_table  # noqa: E402
+
 ROOT = HERE.parent
 NOTEBOOKS = ROOT / "notebooks"
 SCENARIOS = ROOT / "nfteach" / "scenarios"
@@ -126,20 +128,6 @@ class Sampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._t.join()
-
-
-def machine() -> Dict:
-    mem = cpu = "?"
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
-            "kvm": os.path.exists("/dev/kvm"), "python": platform.python_version(),
-            "loadavg_at_start": os.getloadavg()}
 
 
 # -- sim: Jupyter kernels -------------------------------------------------------------------
@@ -429,13 +417,6 @@ def _mib(b) -> str:
     return f"{b / MiB:.0f} MiB" if b else "-"
 
 
-def _md(head, rows) -> List[str]:
-    w = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-    return (["| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(head)) + " |",
-             "|" + "|".join("-" * (x + 2) for x in w) + "|"] +
-            ["| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows])
-
-
 def table(res: Dict) -> str:
     s = res["sim"]
     rows = [(r["notebook"], "ok" if r["ok"] else f"FAILED {r['error']}", f"{r['start_s']:.1f} s",
@@ -449,7 +430,7 @@ def table(res: Dict) -> str:
         rows.append(("jupyter lab server, idle", sv.get("skipped", "ok"), "", "", "",
                      _mib(sv.get("idle_rss", 0)), f"{sv.get('cpu_s', 0):.1f} s"))
     lines = ["sim: one ipykernel per notebook (nbclient), kernel profile 5.10", ""]
-    lines += _md(("notebook", "result", "kernel start", "run", "peak RSS", "idle RSS after", "CPU"), rows)
+    lines += md_table(("notebook", "result", "kernel start", "run", "peak RSS", "idle RSS after", "CPU"), rows)
     if res.get("vm"):
         vrows = []
         for key, d in res["vm"].items():
@@ -462,7 +443,7 @@ def table(res: Dict) -> str:
                           f"{d.get('qemu_cpu_s', 0):.0f} s", _mib(d.get("python_peak_rss")),
                           _mib(d.get("disk_run_dir", 0) + d.get("disk_open_overlay", 0))))
         lines += ["", "vm: one lab per kernel / guest memory (-m MiB): boot from cache, article.lab, a drgn program", ""]
-        lines += _md(("kernel/-m", "result", "boot", "article", "QEMU RSS booted", "QEMU peak RSS",
+        lines += md_table(("kernel/-m", "result", "boot", "article", "QEMU RSS booted", "QEMU peak RSS",
                       "QEMU CPU", "Python peak RSS", "disk"), vrows)
     if res.get("vm_notebooks"):
         nrows = [(f"{r['notebook']} on vm {r['kernel']}", "ok" if r["ok"] else f"FAILED {r['error']}",
@@ -470,17 +451,17 @@ def table(res: Dict) -> str:
                  for r in res["vm_notebooks"]]
         lines += ["", "vm notebooks: one ipykernel each; peak RSS of the kernel's process tree (its QEMU guests "
                       "included); CPU of the kernel and its reaped guests", ""]
-        lines += _md(("notebook", "result", "kernel start", "run", "peak RSS (tree)", "CPU"), nrows)
+        lines += md_table(("notebook", "result", "kernel start", "run", "peak RSS (tree)", "CPU"), nrows)
     lines += ["", f"sizing: attendees = min(by memory, by CPU); by memory = (node GiB - {RESERVED_GIB:.0f}) / "
                   f"(per attendee x {HEADROOM}), a vm attendee counting {VM_LABS_OPEN} labs open; by CPU = "
                   f"{UTILISATION:.0%} of the cores / (idle cores + {BUSY_SHARE:.0%} of the room running one step "
                   f"in the same minute); all at once = attendees x burst CPU / cores", ""]
     pa = per_attendee(res)
-    lines += _md(("room", "per attendee (memory)", "CPU of one step", "idle cores", "burst CPU"),
+    lines += md_table(("room", "per attendee (memory)", "CPU of one step", "idle cores", "burst CPU"),
                  [(k, _mib(a["memory"]), f"{a['step_cpu_s']:.1f} s ({a['step']})", f"{a['idle_cores']:.3f}",
                    f"{a['burst_cpu_s']:.1f} s") for k, a in pa.items()])
     lines.append("")
-    lines += _md(("room", "node", "by memory", "by CPU", "attendees", "all start at once"),
+    lines += md_table(("room", "node", "by memory", "by CPU", "attendees", "all start at once"),
                  [(r["kind"], r["node"], r["by_memory"], r["by_cpu"], r["attendees"], f"{r['all_at_once_s']:.0f} s")
                   for r in res["sizing"]])
     mc = res["machine"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ sys.path.insert(0, str(HERE.parent))
 import course  # noqa: E402
 import live_syn  # noqa: E402
 import sim_syn  # noqa: E402
+from machine import machine, md_table  # noqa: E402
 
 TARGETS = {
     "sim_syn_per_s": 100_000,
@@ -33,29 +32,6 @@ TARGETS = {
     "bytes_per_entry": 1024,
     "import_s": 0.300,
 }
-
-
-def machine() -> Dict:
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
-        "kvm": os.path.exists("/dev/kvm"), "python": platform.python_version(),
-        "loadavg_at_start": os.getloadavg(),
-    }
 
 
 def _mem(mode: str, n: int) -> Dict:
@@ -154,11 +130,7 @@ def table(res: Dict) -> str:
         else:
             rows.append((f"vm {k}: boot from cache ({d['release']})", f"{d['boot_s']:.1f} s", "-", ""))
             rows.append((f"vm {k}: article ({d['commands']} commands)", f"{d['article_s']:.1f} s", "-", ""))
-    w = [max(len(str(r[i])) for r in rows + [("benchmark", "measured", "target", "met")]) for i in range(4)]
-    head = ("benchmark", "measured", "target", "met")
-    lines = ["| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(head)) + " |",
-             "|" + "|".join("-" * (x + 2) for x in w) + "|"]
-    lines += ["| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
+    lines = md_table(("benchmark", "measured", "target", "met"), rows)
     mc = res["machine"]
     lines.append(f"\n{res['mode']} run, {res['seconds']:.0f} s; machine: {mc['cpus']} cpus ({mc['cpu']}), "
                  f"{mc['memory']}, kernel {mc['kernel']}, /dev/kvm {'present' if mc['kvm'] else 'absent'} (the vm backend runs QEMU without KVM: TCG), "
