@@ -26,7 +26,7 @@ import time
 from typing import Dict, List
 
 from nfteach import Lab
-from nfteach.sim.skb import SYN, SYN_OPTIONS_LEN, Skb
+from nfteach.sim.kernel.skb import SYN, SYN_OPTIONS_LEN, Skb
 
 VM_ADDR = "192.168.122.204"
 PORTS = {"accept": 2571, "drop": 2570}

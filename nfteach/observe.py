@@ -134,7 +134,7 @@ def hooks(lab, machine: str = "vm", family: str = "ipv4") -> HookChain:
     """The hook chain of ``machine`` (``vm`` or ``host``) on any backend."""
     lab.start()
     if lab.backend.name == "sim":
-        from .sim.netfilter import HOOK_NAMES
+        from .sim.kernel.netfilter import HOOK_NAMES
 
         ns = lab.backend.k.netns(machine)
         lanes = tuple((name, tuple(Callback(name, o.priority, o.hook, o.owner)
@@ -187,7 +187,7 @@ class CtState:
 
 
 def _ct_state(ct, machine: str = "") -> CtState:
-    from .sim.conntrack import IPS_ASSURED, IPS_DYING, IPS_SEEN_REPLY
+    from .sim.kernel.conntrack import IPS_ASSURED, IPS_DYING, IPS_SEEN_REPLY
 
     if ct.use <= 0:
         phase = "destroyed"
@@ -442,7 +442,7 @@ def send(lab, machine: str, saddr: str, daddr: str, sport: int, dport: int, flag
     """Inject one TCP segment on the sim: built as an skb and handed to ``ip_local_out`` of
     ``machine``'s namespace, then the kernel settles (replies and all). ``flags`` uses
     tcpdump letters: ``S`` SYN, ``.`` ACK, ``F`` FIN, ``R`` RST, ``P`` PSH."""
-    from .sim.skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
+    from .sim.kernel.skb import ACK, FIN, PSH, RST, SYN, SYN_OPTIONS_LEN, Skb
 
     bits = {"S": SYN, ".": ACK, "A": ACK, "F": FIN, "R": RST, "P": PSH}
     f = 0
@@ -611,7 +611,7 @@ class _Recorder:
 
     # -- results --------------------------------------------------------------------------
     def packets(self) -> Tuple[Packet, ...]:
-        from .sim.netfilter import HOOK_NAMES, VERDICT_NAMES
+        from .sim.kernel.netfilter import HOOK_NAMES, VERDICT_NAMES
 
         recs = iter(self.records)
         built: List[dict] = []

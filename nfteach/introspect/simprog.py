@@ -11,7 +11,7 @@ namespace (``init_net`` at its real address, the others on the heap, all linked 
 unconfirmed/dying lists. Hook functions have symbols at kernel-looking addresses:
 module functions in the module area (0xffffffffc0...), built-ins in kernel text.
 
->>> from nfteach.sim.kernel import Kernel
+>>> from nfteach.sim.kernel.kernel import Kernel
 >>> prog = sim_program(Kernel("5.10"))
 >>> prog["init_net"].nf.hooks_ipv4[0]
 (struct nf_hook_entries *)0x0

@@ -8,7 +8,7 @@ from ..model.backend import Backend, Job, Output
 from ..model.errors import LabError
 from ..model.profile import load_profile
 from .commands import dispatch
-from .kernel import Kernel
+from .kernel.kernel import Kernel
 
 STEP = 0.02  # model seconds a command takes (a console round trip)
 

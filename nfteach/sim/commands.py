@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from ..model.backend import Output
-from . import cmd_conntrack, cmd_misc, cmd_modules
+from .tools import conntrack as cmd_conntrack
+from .tools import misc as cmd_misc
+from .tools import modules as cmd_modules
 
 LATER = {
     "ip": "ip (iproute2) is not modelled by the simulator; the lab's addresses are in docs/lab-contract.md; use --backend live or vm",
@@ -15,7 +17,7 @@ SUPPORTED = ("conntrack", "iptables", "iptables-legacy", "iptables-nft", "nft", 
 
 
 def _iptables(kernel, ns, argv) -> Output:
-    from .iptables import iptables_main
+    from .tools.iptables import iptables_main
 
     prog = argv[0]
     if prog.endswith("-legacy"):
@@ -28,7 +30,7 @@ def _iptables(kernel, ns, argv) -> Output:
 
 
 def nft_run(ns, argv) -> Output:
-    from .nftables import nft_main
+    from .kernel.nftables import nft_main
 
     return nft_main(ns, argv)
 

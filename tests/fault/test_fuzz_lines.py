@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from nfteach import Lab
 from nfteach.cmdline import parse_line
 from nfteach.model.errors import LabError
-from nfteach.sim.iptables import iptables_main
-from nfteach.sim.kernel import Kernel
-from nfteach.sim.nftables import nft_main
+from nfteach.sim.kernel.kernel import Kernel
+from nfteach.sim.kernel.nftables import nft_main
+from nfteach.sim.tools.iptables import iptables_main
 
 from .rejections import problems
 

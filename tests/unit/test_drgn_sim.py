@@ -183,7 +183,7 @@ def test_unconfirmed_lists_on_5_10_only():
         k = lab.backend.k
         net = k.namespaces["init_net"]
         # hold an entry on the unconfirmed list, as an skb in flight would
-        ct = k.conntrack.init_conntrack(net, __import__("nfteach.sim.conntrack", fromlist=["CtTuple"]).CtTuple(
+        ct = k.conntrack.init_conntrack(net, __import__("nfteach.sim.kernel.conntrack", fromlist=["CtTuple"]).CtTuple(
             "192.168.122.1", "192.168.122.204", 6, 40000, 2570), _Syn())
         got = list(ct_walk.nf_ct_unconfirmed_for_each(prog, prog["init_net"].address_of_()))
         if kernel == "5.10":

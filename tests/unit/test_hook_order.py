@@ -2,7 +2,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nfteach.sim.netfilter import INT_MAX, INT_MIN, LOCAL_IN, HookError, HookOps, NetnsNf
+from nfteach.sim.kernel.netfilter import INT_MAX, INT_MIN, LOCAL_IN, HookError, HookOps, NetnsNf
 
 
 def reference_grow(old, reg):

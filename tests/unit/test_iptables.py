@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 from test_nftables import FakeKernel, ct_balance
 
-from nfteach.sim.iptables import iptables_main
-from nfteach.sim.netfilter import (
+from nfteach.sim.kernel.netfilter import (
     FORWARD,
     LOCAL_IN,
     LOCAL_OUT,
@@ -20,9 +19,10 @@ from nfteach.sim.netfilter import (
     POST_ROUTING,
     PRE_ROUTING,
 )
-from nfteach.sim.netns import HookState, Netns
-from nfteach.sim.nftables import nft_main
-from nfteach.sim.skb import IP_CT_ESTABLISHED, IP_CT_UNTRACKED, SYN, Skb
+from nfteach.sim.kernel.netns import HookState, Netns
+from nfteach.sim.kernel.nftables import nft_main
+from nfteach.sim.kernel.skb import IP_CT_ESTABLISHED, IP_CT_UNTRACKED, SYN, Skb
+from nfteach.sim.tools.iptables import iptables_main
 
 
 def mk(profile="6.18"):

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from nfteach.sim.kernel import Kernel
+from nfteach.sim.kernel.kernel import Kernel
 
 PROFILES_WITH_MODULES = ["5.10", "6.1"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from nfteach import Lab
-from nfteach.sim.conntrack import Conntrack
-from nfteach.sim.skb import ACK, SYN, SYN_OPTIONS_LEN, Skb
-from nfteach.sim.stack import Stack
+from nfteach.sim.kernel.conntrack import Conntrack
+from nfteach.sim.kernel.skb import ACK, SYN, SYN_OPTIONS_LEN, Skb
+from nfteach.sim.kernel.stack import Stack
 
 SETUP = [
     "sudo modprobe nf_conntrack enable_hooks=1",
@@ -61,8 +61,8 @@ def test_frameless_copies_are_installed():
 def test_rewrite_cache_round_trip(tmp_path, monkeypatch):
     import inspect
 
-    import nfteach.sim.conntrack as module
-    from nfteach.sim import tracer
+    import nfteach.sim.kernel.conntrack as module
+    from nfteach.sim.kernel import tracer
 
     src = inspect.getsource(module)
     monkeypatch.setattr(tracer, "_cache_path", lambda cls, mod: str(tmp_path / "cache.bin"))

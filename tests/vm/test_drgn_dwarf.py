@@ -18,7 +18,7 @@ drgn = pytest.importorskip("drgn", reason="drgn is not installed (pip install dr
 from nfteach import Lab  # noqa: E402
 from nfteach.introspect import layouts  # noqa: E402
 from nfteach.introspect.simprog import sim_program  # noqa: E402
-from nfteach.sim.kernel import Kernel  # noqa: E402
+from nfteach.sim.kernel.kernel import Kernel  # noqa: E402
 
 CACHE = Path(os.environ.get("NFTEACH_CACHE", Path.home() / ".cache" / "nfteach")) / "kernels"
 

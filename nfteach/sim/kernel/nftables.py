@@ -14,7 +14,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ..model.backend import Output
+from ...model.backend import Output
 from .netfilter import NF_ACCEPT, NF_DROP, HookOps
 from .netns import ctinfo_state
 from .skb import IP_CT_UNTRACKED
@@ -417,7 +417,7 @@ def nft_main(ns, argv: List[str]) -> Output:
     if not args:
         return Output.of(stderr="nft: no command specified\n", status=1)
     line = " ".join(args)
-    from .nft_parser import Parser
+    from ..tools.nft_parser import Parser
 
     try:
         cmds = Parser(line).commands()
@@ -440,7 +440,7 @@ def _enoent(span) -> NftError:
 
 
 def _execute(st: NftState, cmd, opts) -> str:
-    from . import nft_format as fmt
+    from ..tools import nft_format as fmt
 
     prof = st.ns.kernel.profile
     ipt = prof.tools.get("iptables", "1.8.7")
@@ -507,8 +507,8 @@ def _execute(st: NftState, cmd, opts) -> str:
 
 
 def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
-    from .nft_format import prio_compat
-    from .nft_parser import HOOKS, STD_PRIOS
+    from ..tools.nft_format import prio_compat
+    from ..tools.nft_parser import HOOKS, STD_PRIOS
 
     b = cmd.base
     spec = ("", -1, 0)

@@ -12,7 +12,7 @@ import itertools
 import random
 from typing import Callable, Dict, List
 
-from ..model.profile import load_profile
+from ...model.profile import load_profile
 from .conntrack import Conntrack
 from .modules import Modules
 from .netfilter import HookOps

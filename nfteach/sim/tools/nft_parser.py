@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from .nftables import CT_STATE_BITS, Expr, NftError
-from .xtables import PROTOS, SERVICES, XtError, parse_net
+from ..kernel.nftables import CT_STATE_BITS, Expr, NftError
+from ..kernel.xtables import PROTOS, SERVICES, XtError, parse_net
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 HOOKS = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4}

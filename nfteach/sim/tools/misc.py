@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..model.backend import Output
-from ..render.nfhooks import FAMILIES, HOOKS, format_nf_hooks, group_by_priority
+from ...model.backend import Output
+from ...render.nfhooks import FAMILIES, HOOKS, format_nf_hooks, group_by_priority
 
 NC_USAGE = ("usage: nc [-46CDdFhklNnrStUuvZz] [-I length] [-i interval] [-M ttl]\n"
             "\t  [-m minttl] [-O length] [-P proxy_username] [-p source_port]\n"

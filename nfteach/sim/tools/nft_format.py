@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import List
 
-from .nftables import CT_STATE_BITS, Expr, NftChain, NftRule, NftTable
-from .xtables import PROTO_NAMES, net_str
+from ..kernel.nftables import CT_STATE_BITS, Expr, NftChain, NftRule, NftTable
+from ..kernel.xtables import PROTO_NAMES, net_str
 
 HOOK_WORDS = ("prerouting", "input", "forward", "output", "postrouting")
 # src/rule.c std_prios[] and std_prio_family_hook_compat() (nft 0.9.8 .. 1.0.6)

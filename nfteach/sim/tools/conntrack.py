@@ -2,9 +2,9 @@
 ``-F``, ``-C``, ``-S``, ``--version``, with ``-p``/``-s``/``-d``/``--sport``/``--dport`` filters."""
 from __future__ import annotations
 
-from ..model.backend import Output
-from ..render.ctline import conntrack_line
-from .conntrack import IPS_ASSURED, IPS_SEEN_REPLY
+from ...model.backend import Output
+from ...render.ctline import conntrack_line
+from ..kernel.conntrack import IPS_ASSURED, IPS_SEEN_REPLY
 
 TABLES = ("conntrack", "expect", "dying", "unconfirmed")
 

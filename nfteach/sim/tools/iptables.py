@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from ..model.backend import Output
-from .netfilter import NF_ACCEPT, NF_DROP, HookOps
-from .nftables import NftChain, get_state, kcall
-from .skb import IP_CT_UNTRACKED
-from .xtables import XtError, XtRule, list_header, nat_register, parse_rule_spec
+from ...model.backend import Output
+from ..kernel.netfilter import NF_ACCEPT, NF_DROP, HookOps
+from ..kernel.nftables import NftChain, get_state, kcall
+from ..kernel.skb import IP_CT_UNTRACKED
+from ..kernel.xtables import XtError, XtRule, list_header, nat_register, parse_rule_spec
 
 HOOKNUM = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
 # table: (builtin chains, priority, profile hookfn role); nat plugs into the NAT core

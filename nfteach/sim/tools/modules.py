@@ -7,9 +7,9 @@ exactly what the ``live`` backend does on the same kernel.
 """
 from __future__ import annotations
 
-from ..model import notes
-from ..model.backend import Output
-from .modules import ModuleError
+from ...model import notes
+from ...model.backend import Output
+from ..kernel.modules import ModuleError
 
 _BUILTIN_LSMOD = ("libkmod: ERROR ../libkmod/libkmod-module.c:1725 kmod_module_new_from_loaded: "
                   "could not open /proc/modules: No such file or directory\n"
