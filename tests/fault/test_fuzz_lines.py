@@ -22,8 +22,8 @@ from nfteach import Lab
 from nfteach.cmdline import parse_line
 from nfteach.model.errors import LabError
 from nfteach.sim.kernel.kernel import Kernel
-from nfteach.sim.kernel.nftables import nft_main
 from nfteach.sim.tools.iptables import iptables_main
+from nfteach.sim.tools.nft import nft_main
 
 from .rejections import problems
 

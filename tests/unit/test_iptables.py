@@ -20,9 +20,9 @@ from nfteach.sim.kernel.netfilter import (
     PRE_ROUTING,
 )
 from nfteach.sim.kernel.netns import HookState, Netns
-from nfteach.sim.kernel.nftables import nft_main
 from nfteach.sim.kernel.skb import IP_CT_ESTABLISHED, IP_CT_UNTRACKED, SYN, Skb
 from nfteach.sim.tools.iptables import iptables_main
+from nfteach.sim.tools.nft import nft_main
 
 
 def mk(profile="6.18"):

@@ -10,8 +10,8 @@ import pytest
 from nfteach.model.profile import load_profile
 from nfteach.sim.kernel.netfilter import LOCAL_IN, NF_ACCEPT, NF_DROP
 from nfteach.sim.kernel.netns import HookState, Netns
-from nfteach.sim.kernel.nftables import nft_main
 from nfteach.sim.kernel.skb import IP_CT_NEW, IP_CT_UNTRACKED, SYN, Skb
+from nfteach.sim.tools.nft import nft_main
 
 
 class FakeConntrack:

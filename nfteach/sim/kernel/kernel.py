@@ -1,6 +1,6 @@
 """The modelled kernel: a clock, namespaces, modules, conntrack and the packet path.
 
->>> from nfteach.sim.kernel import Kernel
+>>> from nfteach.sim.kernel.kernel import Kernel
 >>> k = Kernel("5.10")
 >>> sorted(k.namespaces)
 ['host', 'init_net']

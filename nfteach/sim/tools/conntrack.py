@@ -24,7 +24,7 @@ def _err(ver: str, msg: str, status: int = 2) -> Output:
                      "Try `conntrack -h' or 'conntrack --help' for more information.\n", status=status)
 
 
-def conntrack_main(kernel, ns, argv) -> Output:
+def main(kernel, ns, argv) -> Output:
     ver = kernel.profile.tools["conntrack"]
     args = argv[1:]
     if not args or args[0] in ("-h", "--help"):

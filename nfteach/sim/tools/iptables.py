@@ -171,6 +171,19 @@ def _parse(argv: List[str]):
     return c, spec
 
 
+def main(kernel, ns, argv: List[str]) -> Output:
+    """``iptables``, ``iptables-legacy``, ``iptables-nft``: the plain name is the profile's
+    default variant (``update-alternatives`` on the modelled distribution)."""
+    prog = argv[0]
+    if prog.endswith("-legacy"):
+        variant = "legacy"
+    elif prog.endswith("-nft"):
+        variant = "nft"
+    else:
+        variant = kernel.profile.tools.get("iptables_default", "nft")
+    return iptables_main(ns, argv, variant)
+
+
 def iptables_main(ns, argv: List[str], variant: str) -> Output:
     """``iptables`` / ``iptables-legacy`` / ``iptables-nft``: the article's subset."""
     args = list(argv[1:])

@@ -175,6 +175,10 @@ def sysctl(kernel, ns, argv) -> Output:
 
 
 def cat(kernel, ns, argv) -> Output:
+    from ..trace.ftrace import TRACE_FILES, cat_trace
+
+    if len(argv) == 2 and argv[1] in TRACE_FILES:
+        return cat_trace(kernel, argv[1])
     out, err, status = [], [], 0
     files = getattr(kernel, "files", {})
     for path in argv[1:]:
@@ -208,3 +212,9 @@ def list_nf_hooks(kernel, ns, argv) -> Output:
         for i, hook in enumerate(HOOKS):
             sections[(fam, hook)] = group_by_priority((o.priority, o.hook) for o in ns.nf.entries(fam, i))
     return Output.of(stdout=format_nf_hooks(sections))
+
+
+def uname(kernel, ns, argv) -> Output:
+    if argv[1:] == ["-r"]:
+        return Output.of(stdout=kernel.profile.uname_r + "\n")
+    return Output.of(stdout="Linux\n")

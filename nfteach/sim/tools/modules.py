@@ -10,6 +10,7 @@ from __future__ import annotations
 from ...model import notes
 from ...model.backend import Output
 from ..kernel.modules import ModuleError
+from .nft import nft_main
 
 _BUILTIN_LSMOD = ("libkmod: ERROR ../libkmod/libkmod-module.c:1725 kmod_module_new_from_loaded: "
                   "could not open /proc/modules: No such file or directory\n"
@@ -64,7 +65,7 @@ def modinfo(kernel, ns, argv) -> Output:
     return Output(tuple(chunks), status)
 
 
-def _emulate(kernel, ns, enable: bool, nft_run) -> Output:
+def _emulate(kernel, ns, enable: bool) -> Output:
     """Built-in conntrack: a conntrack user in every lab namespace (or its removal)."""
     note = ""
     if not getattr(kernel, "_builtin_note_shown", False):
@@ -76,11 +77,11 @@ def _emulate(kernel, ns, enable: bool, nft_run) -> Output:
         if enable == has:
             continue
         for argv in cmds:
-            nft_run(target, ["nft", *argv])
+            nft_main(target, ["nft", *argv])
     return Output.of(stderr=note)
 
 
-def modprobe(kernel, ns, argv, nft_run) -> Output:
+def modprobe(kernel, ns, argv) -> Output:
     args = argv[1:]
     remove = False
     while args and args[0].startswith("-"):
@@ -92,7 +93,7 @@ def modprobe(kernel, ns, argv, nft_run) -> Output:
     if not args:
         return Output.of(stderr="modprobe: ERROR: missing parameters. See -h.\n", status=1)
     if remove:
-        return rmmod(kernel, ns, ["rmmod", *args], nft_run, recursive=True)
+        return _rmmod(kernel, ns, ["rmmod", *args], recursive=True)
     name, params = args[0], {}
     for p in args[1:]:
         k, eq, v = p.partition("=")
@@ -100,7 +101,7 @@ def modprobe(kernel, ns, argv, nft_run) -> Output:
     if not kernel.profile.modules:
         if _is_ct_module(name):
             on = params.get("enable_hooks", "0").lower() in ("1", "y", "yes", "true", "on")
-            return _emulate(kernel, ns, True, nft_run) if on else Output.of()
+            return _emulate(kernel, ns, True) if on else Output.of()
         return Output.of(stderr=f"modprobe: FATAL: Module {name} not found in directory /lib/modules/{kernel.profile.uname_r}\n", status=1)
     if not kernel.modules.known(name):
         return Output.of(stderr=f"modprobe: FATAL: Module {name} not found in directory /lib/modules/{kernel.profile.uname_r}\n", status=1)
@@ -108,14 +109,18 @@ def modprobe(kernel, ns, argv, nft_run) -> Output:
     return Output.of()
 
 
-def rmmod(kernel, ns, argv, nft_run, recursive: bool = False) -> Output:
+def rmmod(kernel, ns, argv) -> Output:
+    return _rmmod(kernel, ns, argv)
+
+
+def _rmmod(kernel, ns, argv, recursive: bool = False) -> Output:
     names = [a for a in argv[1:] if not a.startswith("-")]
     prog = "modprobe" if recursive else "rmmod"
     if not names:
         return Output.of(stderr=f"{prog}: ERROR: missing module name.\n", status=1)
     if not kernel.profile.modules:
         if all(_is_ct_module(n) for n in names):
-            return _emulate(kernel, ns, False, nft_run)
+            return _emulate(kernel, ns, False)
         err = "".join(f"rmmod: ERROR: Module {n} is not currently loaded\n" for n in names if not _is_ct_module(n))
         return Output.of(stderr=err, status=1)
     err, status = [], 0

@@ -1,0 +1,215 @@
+"""``nft``: the article's subset of the nftables command line, on the kernel's nf_tables
+state (:mod:`nfteach.sim.kernel.nftables`). Parsing is :mod:`.nft_parser`, listing is
+:mod:`.nft_format`."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from ...model.backend import Output
+from ..kernel.nftables import NftChain, NftError, NftState, NftTable, get_state
+from . import nft_format as fmt
+from .nft_format import prio_compat
+from .nft_parser import HOOKS, STD_PRIOS, Parser
+
+
+def main(kernel, ns, argv: List[str]) -> Output:
+    """The lab's ``nft``."""
+    return nft_main(ns, argv)
+
+
+_SHORT = {"a": "handle", "c": "check", "e": "echo", "n": "numeric", "s": "stateless", "v": "version",
+          "V": "version", "t": "terse", "j": "json", "f": "file", "h": "help", "N": "reversedns",
+          "y": "numeric-priority", "p": "numeric-protocol", "T": "numeric-time", "S": "service",
+          "u": "guid", "d": "debug", "I": "includepath", "o": "optimize"}
+_MODELLED = {"handle", "version", "numeric", "stateless", "terse"}
+
+
+def _err(line: str, e: NftError) -> Output:
+    if e.span is None or e.msg.startswith("nfteach: "):
+        return Output.of(stderr=(e.msg if e.msg.startswith("nfteach: ") else f"Error: {e.msg}") + "\n",
+                         status=2 if e.msg.startswith("nfteach: ") else 1)
+    s, t = e.span
+    if "\n" in line:  # nft echoes only the line of the input that holds the error
+        start = line.rfind("\n", 0, s) + 1
+        end = line.find("\n", s)
+        end = len(line) if end == -1 else end
+        line, s, t = line[start:end], s - start, min(t, end) - start
+    col = len(line[:s].encode())
+    if t <= len(line):
+        width = max(1, len(line[s:t].encode()))
+    elif s == 0:  # a whole command whose location runs past the line end
+        width = len(line.encode()) + (t - len(line))
+    else:
+        width = 1
+    return Output.of(stderr=f"Error: {e.msg}\n{line}\n{' ' * col}{'^' * width}\n", status=1)
+
+
+def nft_main(ns, argv: List[str]) -> Output:
+    """``nft [options] COMMAND``: the article's subset, on ``ns.nft``."""
+    args = list(argv[1:])
+    # nft_options_check(): after the first non-option, a word starting with '-' outside
+    # a '{' block is refused (the reason negative numbers need `nft --`)
+    pos, seen_word, skip = 0, False, False
+    for i, a in enumerate(args, start=1):
+        pos += len(argv[i - 1]) + 1
+        if a.startswith("{"):
+            skip = True
+        elif skip:
+            continue
+        elif a.startswith("-") and seen_word:
+            return Output(((("err", "Error: syntax error, options must be specified before commands\n"
+                             + "".join(x + " " for x in argv)),
+                            ("out", "\n   ^" + "~~".rjust(pos - 2) + "\n"))), 1)
+        elif not a.startswith("-"):
+            seen_word = True
+    opts = set()
+    while args and args[0].startswith("-") and args[0] != "-":
+        a = args.pop(0)
+        if a == "--":
+            break
+        names = [a[2:]] if a.startswith("--") else [_SHORT.get(ch, "?" + ch) for ch in a[1:]]
+        for name in names:
+            if name.startswith("?"):
+                return Output.of(stderr=f"nft: invalid option -- '{name[1:]}'\n", status=1)
+            if name not in _SHORT.values():
+                return Output.of(stderr=f"nft: unrecognized option '{a}'\n", status=1)
+            if name not in _MODELLED:
+                return Output.of(stderr=f"nfteach: nft option `{a}' is not modelled; supported: -a, -n, -s, -t, "
+                                 "-v\n", status=2)
+            opts.add(name)
+    prof = ns.kernel.profile
+    if "version" in opts:
+        return Output.of(stdout=f"nftables v{prof.tools['nft']} ({prof.tools.get('nft_codename', '')})\n")
+    if not args:
+        return Output.of(stderr="nft: no command specified\n", status=1)
+    line = " ".join(args)
+    try:
+        cmds = Parser(line).commands()
+    except NftError as e:
+        return _err(line, e)
+    st = get_state(ns)
+    out: List[str] = []
+    st.warnings.clear()
+    for cmd in cmds:
+        try:
+            out.append(_execute(st, cmd, opts))
+        except NftError as e:
+            err = _err(line, e)
+            return Output.of(stdout="".join(out), stderr=err.stderr, status=err.status)
+    return Output.of(stdout="".join(out), stderr="".join(st.warnings))
+
+
+def _enoent(span) -> NftError:
+    return NftError("Could not process rule: No such file or directory", span)
+
+
+def _execute(st: NftState, cmd, opts) -> str:
+    prof = st.ns.kernel.profile
+    ipt = prof.tools.get("iptables", "1.8.7")
+    handles = "handle" in opts
+    fam = cmd.family
+    if cmd.obj == "ruleset":
+        if cmd.op == "flush":
+            for t in [t for t in st.tables.values() if not fam or t.family == fam]:
+                st.delete_table(t)
+            return ""
+        tables = [t for t in st.tables.values() if not fam or t.family == fam]
+        return "".join(fmt.table_text(t, handles, ipt) for t in tables) + _managed_warning(prof, tables)
+    if cmd.obj == "tables":
+        return "".join(f"table {t.family} {t.name}\n" for t in st.tables.values())
+    t = st.tables.get((fam, cmd.table))
+    if cmd.obj == "table":
+        if cmd.op in ("add", "create"):
+            if t is not None and cmd.op == "create":
+                raise NftError("Could not process rule: File exists", cmd.table_span)
+            st.add_table(fam, cmd.table)
+            return ""
+        if t is None:
+            if cmd.op == "list":
+                raise NftError("No such file or directory", cmd.table_span)
+            raise _enoent(cmd.table_span)
+        if cmd.op == "delete":
+            st.delete_table(t)
+        elif cmd.op == "flush":
+            st.flush_table(t)
+        else:
+            return fmt.table_text(t, handles, ipt) + _managed_warning(prof, [t])
+        return ""
+    if t is None:
+        if cmd.op == "list":
+            raise NftError("No such file or directory", cmd.table_span)
+        raise _enoent(cmd.table_span)
+    c = t.chains.get(cmd.chain)
+    if cmd.obj == "chain" and cmd.op in ("add", "create"):
+        return _add_chain(st, t, c, cmd)
+    if c is None:
+        raise (NftError("No such file or directory", cmd.chain_span) if cmd.op == "list"
+               else _enoent(cmd.chain_span))
+    if cmd.obj == "chain":
+        if cmd.op == "list":
+            return fmt.table_text(t, handles, ipt, [c]) + _managed_warning(prof, [t])
+        if cmd.op == "flush":
+            st.flush_chain(c)
+        elif st.jumps_to(c):
+            raise NftError("Could not process rule: Device or resource busy", cmd.chain_span)
+        else:
+            st.delete_chain(c)
+        return ""
+    if cmd.op == "delete":
+        r = next((r for r in c.rules if r.handle == cmd.handle), None)
+        if r is None:
+            raise _enoent(cmd.handle_span)
+        st.delete_rule(c, r)
+        return ""
+    for e in cmd.exprs:
+        if e.kind == "verdict" and e.a in ("jump", "goto") and e.b not in t.chains:
+            raise _enoent(cmd.jump_span)
+    st.add_rule(c, cmd.exprs, 0 if cmd.op == "insert" else None)
+    return ""
+
+
+def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
+    b = cmd.base
+    spec = ("", -1, 0)
+    if b is not None:
+        if "type" not in b:
+            raise NftError("Could not process rule: Invalid argument", cmd.span)  # policy without hook
+        if b["type"] not in ("filter", "nat", "route"):
+            raise NftError("unknown chain type", b["type_span"])
+        if b["hook"] not in HOOKS:
+            raise NftError("unknown chain hook", b["hook_span"])
+        hook = HOOKS[b["hook"]]
+        prio = b["prio"]
+        if b["prio_name"] is not None:
+            name = b["prio_name"]
+            if name not in STD_PRIOS or not prio_compat(name, hook):
+                raise NftError("invalid priority expression value in this context.", b["prio_span"])
+            prio = (STD_PRIOS[name] + prio + 2**31) % 2**32 - 2**31
+        if (b["type"] == "nat" and hook == 2) or (b["type"] == "route" and hook != 3):
+            raise NftError("Could not process rule: Operation not supported", cmd.span)
+        spec = (b["type"], hook, prio)
+    if c is not None:
+        if cmd.op == "create":
+            raise NftError("Could not process rule: File exists", cmd.chain_span)
+        if b is not None and (c.type, c.hooknum, c.priority) != spec:
+            # the kernel refuses to change a base chain's hook/priority; which errno it
+            # answers with is kernel data (EEXIST before 6.x-something, EOPNOTSUPP on 6.18)
+            if st.ns.kernel.profile.extra.get("nft", {}).get("chain_update_errno") == "EEXIST":
+                raise NftError("Could not process rule: File exists", cmd.chain_span)
+            raise NftError("Could not process rule: Operation not supported", cmd.span)
+        if b is not None and "policy" in b:
+            c.policy = b["policy"]
+        return ""
+    st.add_chain(t, cmd.chain, *spec, policy=(b or {}).get("policy", "accept"))
+    return ""
+
+
+def _managed_warning(prof, tables) -> str:
+    """Debian 12's nft 1.0.6 (+deb12u2) warns on stderr about tables holding iptables-nft
+    compat expressions (xt matches/targets); nft 0.9.8 does not."""
+    if tuple(int(x) for x in prof.tools["nft"].split(".")) < (1, 0, 6):
+        return ""
+    for t in tables:
+        if any(r.xt is not None and r.xt.compat for c in t.chains.values() for r in c.rules):
+            t.state_warn.append(f"# Warning: table {t.family} {t.name} is managed by iptables-nft, do not touch!\n")
+    return ""
