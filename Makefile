@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup course article test test-sim lint clean book tour bench
+.PHONY: setup course article test test-sim doctest lint clean book tour bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ course: setup
 article: setup
 	$(VENV)/bin/nfteach shell nfteach/scenarios/article.lab
 
-test: setup
+test: setup doctest
 	$(PY) -m pytest -ra -q
+
+# The examples in the package's docstrings (nfteach/tools/ holds drgn scripts, not modules).
+doctest: setup
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules nfteach --ignore=nfteach/tools
 
 test-sim: setup
 	$(PY) -m pytest -ra -q tests/unit tests/contract -m "not live and not vm"

@@ -3,7 +3,7 @@
 >>> from nfteach import Lab
 >>> with Lab() as lab:                       # the simulator, kernel profile 5.10
 ...     print(lab.run("sudo conntrack -L").output, end="")
-conntrack v1.4.6 (conntrack-tools): 0 flow entries have been shown.
+conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ module functions in the module area (0xffffffffc0...), built-ins in kernel text.
 
 >>> from nfteach.sim.kernel.kernel import Kernel
 >>> prog = sim_program(Kernel("5.10"))
->>> prog["init_net"].nf.hooks_ipv4[0]
+>>> print(prog["init_net"].nf.hooks_ipv4[0])
 (struct nf_hook_entries *)0x0
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The ``vm`` backend: a real Debian kernel booted under QEMU (software emulation).
 
 >>> from nfteach.lab import Lab                                    # doctest: +SKIP
->>> from nfteach.vm.backend import VmBackend
->>> with Lab(backend=VmBackend(kernel="5.10")) as lab:
+>>> from nfteach.vm.backend import VmBackend                        # doctest: +SKIP
+>>> with Lab(backend=VmBackend(kernel="5.10")) as lab:             # doctest: +SKIP
 ...     print(lab.run("lsmod | grep '^nf_conntrack '").output, end="")
 
 The guest's root namespace is the lab's ``vm``; namespace ``host`` inside the guest is

@@ -5,7 +5,7 @@ give drgn its types and symbols; the walkers themselves (``list-nf-hooks``, the 
 tables) are the backend-independent ones of :mod:`nfteach.introspect`.
 
 >>> from nfteach.introspect.hooks import format_hooks, netns_nf_hooks     # doctest: +SKIP
->>> print(format_hooks(netns_nf_hooks(qemu_program(qmp, vmlinux, kos))), end="")
+>>> print(format_hooks(netns_nf_hooks(qemu_program(qmp, vmlinux, kos))), end="")  # doctest: +SKIP
 🪝 ipv4 PRE_ROUTING
        -400 → ipv4_conntrack_defrag
 ...
