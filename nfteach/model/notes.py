@@ -23,7 +23,7 @@ LAB = {
     "session_port": 22,
 }
 
-#: The lab's command vocabulary (shared/DESIGN.md): every backend accepts these names and
+#: The lab's command vocabulary (README, "The lab"): every backend accepts these names and
 #: nothing else, so an unknown command gets the same one-line error everywhere.
 LAB_COMMANDS = (
     "conntrack", "iptables", "iptables-legacy", "iptables-nft", "nft", "modprobe", "rmmod",

@@ -15,7 +15,7 @@ def test_probe_and_report():
     assert "nft list hooks" in text and "bpftrace tracepoint" in text
     assert "Traceback" not in text
     if caps["kernel"].startswith("6.18") and not caps["kcore"]:
-        # this project's CI machine (shared/reference/real-kernels.md section 1)
+        # this project's CI machine: a Firecracker guest without kprobes or /proc/kcore
         assert caps["bpftrace"]["tracepoint"] is True
         assert caps["bpftrace"]["kprobe"] is not True
         assert caps["nft_list_hooks"] is False

@@ -392,8 +392,8 @@ def parse_rule_spec(args: List[str], table: str, version: str) -> XtRule:
 
 # -- the NAT core (nf_nat_core.c nf_nat_register_fn): one set of hooks per netns and
 # family, shared by the iptables nat table and nft nat chains, which plug into it.
-# It does not call nf_ct_netns_get (kernel-facts §5: neither iptable_nat nor
-# nf_nat_register_fn do; xt_nat/nft_nat *targets* do).
+# It does not call nf_ct_netns_get (neither iptable_nat.c nor nf_nat_register_fn do;
+# the xt_nat/nft_nat *targets* do).
 def nat_register(ns, pf: str, hooknum: int, priority: int, fn, owner: str):
     """Plug ``fn`` into the NAT core; returns a callable that unplugs it."""
     from .netfilter import NF_ACCEPT, HookOps

@@ -1,4 +1,4 @@
-"""Tracing on the simulator, produced by the model's own execution (DESIGN.md fidelity rule 6).
+"""Tracing on the simulator, produced by the model's own execution (nothing canned: docs/simulator.md).
 
 * ``bpftrace`` (a documented subset, docs/bpftrace-subset.md): :mod:`.bpftrace`
 * ftrace ``function_graph``, ``trace-cmd``, ``cat .../tracing/trace``: :mod:`.ftrace`
