@@ -83,8 +83,9 @@ class Blob:
 
 
 class Image:
-    def __init__(self, kernel, layout: dict, types):
+    def __init__(self, kernel, layout: dict, types, build: Callable[[Image], List[Region]]):
         self.kernel, self.layout, self.types = kernel, layout, types
+        self._build = build  # nfteach.introspect.build.build_image
         self.regions: List[Region] = []
         self._starts: List[int] = []
         self._fp = None
@@ -222,9 +223,7 @@ class Image:
     def refresh(self) -> None:
         fp = self.fingerprint()
         if fp != self._fp:
-            from .build import build_image
-
-            self.regions = sorted(build_image(self), key=lambda r: r.start)
+            self.regions = sorted(self._build(self), key=lambda r: r.start)
             self._starts = [r.start for r in self.regions]
             self._fp = fp
 

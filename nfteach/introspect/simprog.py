@@ -35,6 +35,7 @@ from drgn import (
 )
 
 from . import memory
+from .build import build_image
 
 PLATFORM = drgn.Platform(drgn.Architecture.X86_64,
                          drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)
@@ -135,7 +136,7 @@ class SimProgram:
         self.layout = layout
         self.prog = Program(PLATFORM)
         self.types = TypeBuilder(self.prog, layout)
-        self.image = memory.Image(kernel, layout, self.types)
+        self.image = memory.Image(kernel, layout, self.types, build_image)
         self.prog.register_type_finder("nfteach-sim", self.types.find, enable_index=0)
         self.prog.register_object_finder("nfteach-sim", self._find_object, enable_index=0)
         self.prog.register_symbol_finder("nfteach-sim", self._find_symbols, enable_index=0)

@@ -14,40 +14,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 from ...model.backend import Output
 from .kdata import ENTRY_NS, KData
-from .result import TraceEvent, TraceResult
+from .result import TraceEvent, TraceResult, _proc, graph_duration  # noqa: F401 (graph_duration: API)
 from .state import trace_state
 
 TRACE_FILES = ("/sys/kernel/debug/tracing/trace", "/sys/kernel/tracing/trace")
-_MARKS = ((1000000000, "$"), (100000000, "@"), (10000000, "*"), (1000000, "#"), (100000, "!"), (10000, "+"))
-
-
-def graph_duration(ns: Optional[int]) -> str:
-    """The DURATION column of a function_graph line (``print_graph_duration``)."""
-    if ns is None:
-        return "              |  "
-    mark = next((m for v, m in _MARKS if ns > v), " ")
-    usecs, rem = divmod(ns, 1000)
-    s = str(usecs)
-    n = len(s)
-    if n < 7:
-        frac = f"{rem:03d}"[: min(5, 8 - n) - 1]
-        s += "." + frac
-        n += len(frac) + 1
-    s += " us " + " " * max(0, 8 - n)
-    return f"{mark} {s}|  "
-
-
-def _proc(comm: str, pid: int) -> str:
-    comm = "<idle>" if pid == 0 else comm[:7]
-    text = f"{comm}-{pid}"
-    spaces = max(0, 14 - len(text))
-    return " " * (spaces // 2) + text + " " * (spaces - spaces // 2)
-
-
 @dataclass
 class _Open:
     symbol: str

@@ -17,6 +17,32 @@ HEADER = ("# tracer: function_graph\n#\n"
 SEPARATOR = " ------------------------------------------\n"
 
 
+_MARKS = ((1000000000, "$"), (100000000, "@"), (10000000, "*"), (1000000, "#"), (100000, "!"), (10000, "+"))
+
+
+def graph_duration(ns: Optional[int]) -> str:
+    """The DURATION column of a function_graph line (``print_graph_duration``)."""
+    if ns is None:
+        return "              |  "
+    mark = next((m for v, m in _MARKS if ns > v), " ")
+    usecs, rem = divmod(ns, 1000)
+    s = str(usecs)
+    n = len(s)
+    if n < 7:
+        frac = f"{rem:03d}"[: min(5, 8 - n) - 1]
+        s += "." + frac
+        n += len(frac) + 1
+    s += " us " + " " * max(0, 8 - n)
+    return f"{mark} {s}|  "
+
+
+def _proc(comm: str, pid: int) -> str:
+    comm = "<idle>" if pid == 0 else comm[:7]
+    text = f"{comm}-{pid}"
+    spaces = max(0, 14 - len(text))
+    return " " * (spaces // 2) + text + " " * (spaces - spaces // 2)
+
+
 @dataclass(frozen=True)
 class TraceEvent:
     """One function_graph record: ``entry`` (``f() {``), ``exit`` (``}``) or ``leaf`` (``f();``)."""
@@ -63,8 +89,6 @@ class TraceResult:
         return [e.function for e in self.events if e.kind in ("entry", "leaf")]
 
     def text(self) -> str:
-        from .ftrace import _proc, graph_duration
-
         w = len(str(max(self.ncpus - 1, 0)))
         out = [HEADER]
         last: Dict[int, tuple] = {}
