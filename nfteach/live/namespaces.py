@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..model.notes import LAB
+from ..procs import proc_starttime
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,6 @@ def boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return "?"
-
-
-def proc_starttime(pid: int) -> Optional[int]:
-    """Start time of ``pid`` in clock ticks since boot; None when there is no such process
-    (or only its zombie, waiting to be reaped by its parent)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm may contain spaces and parentheses: fields start after the last ')'
-    rest = stat[stat.rindex(")") + 2 :].split()
-    if rest[0] in ("Z", "X"):  # field 3, state
-        return None
-    return int(rest[19])  # field 22
 
 
 def alive(pid: int, starttime: Optional[int]) -> bool:

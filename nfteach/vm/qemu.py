@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ..live.namespaces import proc_starttime
+from ..procs import proc_starttime
 from .fetch import cache_dir
 
 log = logging.getLogger("nfteach.vm")
