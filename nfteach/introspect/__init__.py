@@ -41,34 +41,11 @@ def program(lab):
     """
     _import_drgn()
     lab.start()
-    backend = lab.backend
-    name = getattr(backend, "name", "?")
-    if name == "sim":
-        from .simprog import sim_program
-
-        return sim_program(backend.k)
-    if name == "vm":
-        return _vm_program(backend)
-    if name == "live":
-        return _live_program(backend)
-    raise BackendUnavailable(f"no drgn program for backend {name!r}; use --backend sim or vm")
+    return lab.backend.drgn_program()
 
 
-def _vm_program(backend):
-    qemu = getattr(backend, "qemu", None)
-    if qemu is None or not hasattr(backend, "_debug_files"):
-        raise BackendUnavailable("the vm backend offers no drgn program (is the guest running?)")
-    from ..vm.program import qemu_program
-
-    files = backend._debug_files()
-    path = qemu.free_qmp() if hasattr(qemu, "free_qmp") else qemu.qmp_path
-    prog = qemu_program(path, files[0], files[1:])
-    if hasattr(qemu, "hold_qmp"):
-        qemu.hold_qmp(path, prog)
-    return prog
-
-
-def _live_program(backend):
+def kcore_program():
+    """drgn on this machine's running kernel through ``/proc/kcore`` (the ``live`` backend)."""
     import os
 
     drgn = _import_drgn()

@@ -306,6 +306,11 @@ class LiveBackend(Backend):
         return Output.of(stderr=f"nfteach: {name}: {why}; run it with --backend vm\n", status=2)
 
     # -- structured conntrack state ---------------------------------------------------
+    def drgn_program(self):
+        from ..introspect import kcore_program
+
+        return kcore_program()
+
     def conntrack_entries(self, machine: str = "vm"):
         """The conntrack table of ``machine`` read over netlink (pyroute2), as ``CtEntry`` objects."""
         from .netlink_ct import dump_entries

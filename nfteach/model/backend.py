@@ -95,6 +95,22 @@ class Backend(abc.ABC):
     def describe(self) -> str:
         return f"backend {self.name}, kernel {self.kernel}"
 
+    @classmethod
+    def kernels(cls) -> tuple:
+        """The kernels this backend offers, by name; ``(None,)``: only the machine's own."""
+        return (None,)
+
+    def modelled_kernel(self):
+        """The simulator's kernel object, whose run can be watched (packet paths, entry
+        lifecycles); None on a real kernel."""
+        return None
+
+    def drgn_program(self):
+        """A ``drgn.Program`` on this lab's kernel (``nfteach.introspect.program``)."""
+        from .errors import BackendUnavailable
+
+        raise BackendUnavailable(f"no drgn program for backend {self.name!r}; use --backend sim or vm")
+
     def __enter__(self):
         self.start()
         return self

@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 
 from ..model.backend import Backend, Job, Output
 from ..model.errors import LabError
-from ..model.profile import load_profile
+from ..model.profile import available_profiles, load_profile
 from .commands import dispatch
 from .kernel.kernel import Kernel
 
@@ -69,6 +69,19 @@ class SimBackend(Backend):
         self.seed = seed
         self.k: Kernel | None = None
         self.files: Dict[str, str] = {}
+
+    @classmethod
+    def kernels(cls) -> tuple:
+        return tuple(available_profiles())
+
+    def modelled_kernel(self) -> Kernel:
+        self.start()
+        return self.k
+
+    def drgn_program(self):
+        from ..introspect.simprog import sim_program
+
+        return sim_program(self.modelled_kernel())
 
     def start(self) -> None:
         if self.k is not None:

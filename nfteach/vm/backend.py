@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..model.backend import Backend, Job, Output
 from ..model.errors import BackendUnavailable, LabError
+from ..model.profile import DEFAULT_KERNEL
 from . import fetch
 from .console import Console, ConsoleClosed
 from .qemu import Qemu, clean_stale_runs, qemu_binary
@@ -43,7 +44,6 @@ def _close_all() -> None:
         b.close()
 
 KERNELS = tuple(fetch.KERNELS)
-DEFAULT_KERNEL = "5.10"
 #: commands that run on this machine (drgn over QMP), not in the guest
 HOST_TOOLS = ("list-nf-hooks", "drgn")
 #: seconds one guest command may run before the agent kills it; below a notebook cell's
@@ -282,7 +282,25 @@ class VmBackend(Backend):
                                                       ns=machine, tick=tick, timeout_s=self.command_timeout)),
                        self.command_timeout)
 
+    @classmethod
+    def kernels(cls) -> tuple:
+        return KERNELS
+
     # -- drgn on this machine --------------------------------------------------------------
+    def drgn_program(self):
+        """drgn over QMP on the guest's memory, with its vmlinux and modules' debug info."""
+        from .program import qemu_program
+
+        qemu = getattr(self, "qemu", None)
+        if qemu is None:
+            raise BackendUnavailable("the vm backend offers no drgn program (is the guest running?)")
+        files = self._debug_files()
+        path = qemu.free_qmp() if hasattr(qemu, "free_qmp") else qemu.qmp_path
+        prog = qemu_program(path, files[0], files[1:])
+        if hasattr(qemu, "hold_qmp"):
+            qemu.hold_qmp(path, prog)
+        return prog
+
     def _debug_files(self) -> List[Path]:
         """vmlinux + the debug .ko of each loaded module we have one for."""
         kdir = fetch.kernel_dir(self.kernel) / "debug"
