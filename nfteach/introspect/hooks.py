@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Dict, Iterator, List, Tuple
 
-HOOKS = ("PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT", "POST_ROUTING")
+from ..model.netfilter import HOOK_NAMES
+
+HOOKS = HOOK_NAMES
 FAMILIES = (("ipv4", "hooks_ipv4"), ("ipv6", "hooks_ipv6"))
 
 #: family -> hook -> [(priority, callback name)] in run order

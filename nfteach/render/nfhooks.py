@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-HOOKS = ("PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT", "POST_ROUTING")
+from ..model.netfilter import HOOK_NAMES
+
+HOOKS = HOOK_NAMES
 FAMILIES = ("ipv4", "ipv6")
 
 

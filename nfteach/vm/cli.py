@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ..model.profile import DEFAULT_KERNEL
 from . import fetch
 
 log = logging.getLogger("nfteach.vm")
@@ -44,11 +45,11 @@ def add_subcommands(subparsers) -> None:
                        help="kernel to prepare (repeatable; default: all)")
         p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p = vsub.add_parser("up", help="boot a guest and keep it running until Ctrl-C")
-    p.add_argument("--kernel", choices=list(fetch.KERNELS), default="5.10")
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=DEFAULT_KERNEL)
     vsub.add_parser("status", help="cached kernels and running guests")
     vsub.add_parser("down", help="remove leftovers of guests that are gone")
     p = vsub.add_parser("exec", help="boot a guest, run lab command lines, stop it")
-    p.add_argument("--kernel", choices=list(fetch.KERNELS), default="5.10")
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=DEFAULT_KERNEL)
     p.add_argument("line", nargs="+", help="a lab command line (quote it), or several")
     cap = subparsers.add_parser("capture", help="run the scenarios on a real kernel, write golden files")
     cap.add_argument("--kernel", required=True, choices=list(fetch.KERNELS))

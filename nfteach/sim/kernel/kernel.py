@@ -12,6 +12,7 @@ import itertools
 import random
 from typing import Callable, Dict, List
 
+from ...model.notes import LAB
 from ...model.profile import load_profile
 from .conntrack import Conntrack
 from .modules import Modules
@@ -43,7 +44,7 @@ class Kernel:
         if not self.profile.modules:
             # built in: the subsystem exists from boot, hooks only for users
             self.conntrack.load(enable_hooks=False)
-        self.stack.link(init, "192.168.122.204", host, "192.168.122.1")
+        self.stack.link(init, LAB["vm"]["addr"], host, LAB["host"]["addr"])
 
     # -- namespaces -----------------------------------------------------------------------
     def add_netns(self, name: str) -> Netns:

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ...model import netfilter as _names
+
 # enum nf_inet_hooks (include/uapi/linux/netfilter.h)
 PRE_ROUTING, LOCAL_IN, FORWARD, LOCAL_OUT, POST_ROUTING = range(5)
 NF_INET_NUMHOOKS = 5
 NF_INET_INGRESS = NF_INET_NUMHOOKS
-HOOK_NAMES = ("PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT", "POST_ROUTING")
-NFT_HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
+HOOK_NAMES = _names.HOOK_NAMES
+NFT_HOOK_NAMES = _names.NFT_HOOK_WORDS
 
 # verdicts (include/uapi/linux/netfilter.h)
 NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT, NF_STOP = range(6)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
+
+from ...model.notes import LAB
 
 IPPROTO_TCP = 6
 
@@ -79,8 +82,9 @@ class Skb:
 
     #: headroom before the MAC header in the skb's linear buffer (model choice, like NET_SKB_PAD)
     HEADROOM = 64
-    #: MAC addresses of the lab's veth pair (model choice; only visible to tracing)
-    MACS = {"192.168.122.204": b"\x02\x00\xc0\xa8\x7a\xcc", "192.168.122.1": b"\x02\x00\xc0\xa8\x7a\x01"}
+    #: MAC addresses of the lab's veth pair, 02:00 and the IPv4 address (model choice; only
+    #: visible to tracing)
+    MACS = {m["addr"]: b"\x02\x00" + socket.inet_aton(m["addr"]) for m in (LAB["vm"], LAB["host"])}
 
     def linear(self):
         """The skb's linear buffer as real bytes, and where its headers start.

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import List
 
+from ...model.netfilter import NFT_HOOK_WORDS
 from ..kernel.nftables import CT_STATE_BITS, Expr, NftChain, NftRule, NftTable
 from ..kernel.xtables import PROTO_NAMES, net_str
 
-HOOK_WORDS = ("prerouting", "input", "forward", "output", "postrouting")
+HOOK_WORDS = NFT_HOOK_WORDS
 # src/rule.c std_prios[] and std_prio_family_hook_compat() (nft 0.9.8 .. 1.0.6)
 STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), ("security", 50), ("srcnat", 100))
 

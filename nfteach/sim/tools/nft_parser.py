@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
+from ...model.netfilter import NFT_HOOK_WORDS
 from ..kernel.nftables import CT_STATE_BITS, Expr, NftError
 from ..kernel.xtables import PROTOS, SERVICES, XtError, parse_net
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
-HOOKS = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4}
+HOOKS = {word: hooknum for hooknum, word in enumerate(NFT_HOOK_WORDS)}
 STD_PRIOS = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
 VERDICTS = ("accept", "drop", "return", "continue")
 _TOKEN = re.compile(
