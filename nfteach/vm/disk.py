@@ -26,7 +26,15 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from .fetch import Progress, _say, fetch_kernel, kernel_dir, read_manifest, shared_kernel_dir
+from .fetch import (
+    Progress,
+    _say,
+    _sha256,
+    fetch_kernel,
+    kernel_dir,
+    read_manifest,
+    shared_kernel_dir,
+)
 from .rootfs import build_rootfs
 
 log = logging.getLogger("nfteach.vm")
@@ -233,16 +241,6 @@ def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress
 
 
 INTEGRITY = "integrity.json"
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_integrity(img: Path) -> None:

@@ -203,6 +203,7 @@ class Apt:
 
 
 def _sha256(path: Path) -> str:
+    """The SHA-256 of a file, read 1 MiB at a time (fetched kernels, built disks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
