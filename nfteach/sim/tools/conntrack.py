@@ -5,12 +5,9 @@ from __future__ import annotations
 from ...model.backend import Output
 from ...render.ctline import conntrack_line
 from ..kernel.conntrack import IPS_ASSURED, IPS_SEEN_REPLY
+from . import help_text
 
 TABLES = ("conntrack", "expect", "dying", "unconfirmed")
-
-# `conntrack` with no arguments prints its help (captured from conntrack-tools 1.4.7)
-HELP = "Command line interface for the connection tracking system. Version {ver}\nUsage: conntrack [commands] [options]\n\nCommands:\n  -L [table] [options]\t\tList conntrack or expectation table\n  -G [table] parameters\t\tGet conntrack or expectation\n  -D [table] parameters\t\tDelete conntrack or expectation\n  -I [table] parameters\t\tCreate a conntrack or expectation\n  -U [table] parameters\t\tUpdate a conntrack\n  -E [table] [options]\t\tShow events\n  -F [table]\t\t\tFlush table\n  -C [table]\t\t\tShow counter\n  -S\t\t\t\tShow statistics\n\nTables: conntrack, expect, dying, unconfirmed\n\nConntrack parameters and options:\n  -n, --src-nat ip\t\t\tsource NAT ip\n  -g, --dst-nat ip\t\t\tdestination NAT ip\n  -j, --any-nat ip\t\t\tsource or destination NAT ip\n  -m, --mark mark\t\t\tSet mark\n  -c, --secmark secmark\t\t\tSet selinux secmark\n  -e, --event-mask eventmask\t\tEvent mask, eg. NEW,DESTROY\n  -z, --zero \t\t\t\tZero counters while listing\n  -o, --output type[,...]\t\tOutput format, eg. xml\n  -l, --label label[,...]\t\tconntrack labels\n\nExpectation parameters and options:\n  --tuple-src ip\tSource address in expect tuple\n  --tuple-dst ip\tDestination address in expect tuple\n\nUpdating parameters and options:\n  --label-add label\tAdd label\n  --label-del label\tDelete label\n\nCommon parameters and options:\n  -s, --src, --orig-src ip\t\tSource address from original direction\n  -d, --dst, --orig-dst ip\t\tDestination address from original direction\n  -r, --reply-src ip\t\tSource addres from reply direction\n  -q, --reply-dst ip\t\tDestination address from reply direction\n  -p, --protonum proto\t\tLayer 4 Protocol, eg. 'tcp'\n  -f, --family proto\t\tLayer 3 Protocol, eg. 'ipv6'\n  -t, --timeout timeout\t\tSet timeout\n  -u, --status status\t\tSet status, eg. ASSURED\n  -w, --zone value\t\tSet conntrack zone\n  --orig-zone value\t\tSet zone for original direction\n  --reply-zone value\t\tSet zone for reply direction\n  -b, --buffer-size\t\tNetlink socket buffer size\n  --mask-src ip\t\t\tSource mask address\n  --mask-dst ip\t\t\tDestination mask address\n\n"
-
 
 
 def format_entry(ct, timeout: int, secctx: str = "") -> str:
@@ -27,8 +24,8 @@ def _err(ver: str, msg: str, status: int = 2) -> Output:
 def main(kernel, ns, argv) -> Output:
     ver = kernel.profile.tools["conntrack"]
     args = argv[1:]
-    if not args or args[0] in ("-h", "--help"):
-        return Output.of(stdout=HELP.replace("{ver}", ver))
+    if not args or args[0] in ("-h", "--help"):  # the help page captured from conntrack-tools 1.4.7
+        return Output.of(stdout=help_text("conntrack").replace("{ver}", ver))
     if args[0] in ("-V", "--version"):
         return Output.of(stdout=f"conntrack v{ver} (conntrack-tools)\n")
     cmd, table, filters = None, "conntrack", {}
