@@ -6,20 +6,36 @@ INT_MAX inserts it into the hash table -> or a drop frees the skb and with it th
 """
 from __future__ import annotations
 
-import itertools
-import zlib
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from . import tcp_ct
+from .ct_netns import CtNetns
 from .netfilter import (
-    INT_MAX,
-    LOCAL_IN,
-    LOCAL_OUT,
     NF_ACCEPT,
     NF_DROP,
-    POST_ROUTING,
     PRE_ROUTING,
-    HookOps,
+)
+from .nf_conn import (  # noqa: F401 (the entry's names are this module's API too)
+    EVENT_NAMES,
+    IPCT_ASSURED,
+    IPCT_DESTROY,
+    IPCT_NEW,
+    IPCT_RELATED,
+    IPCT_REPLY,
+    IPS_ASSURED,
+    IPS_CONFIRMED,
+    IPS_DYING,
+    IPS_EXPECTED,
+    IPS_SEEN_REPLY,
+    IPS_UNTRACKED,
+    NF_CT_EVICTION_RANGE,
+    ORIGINAL,
+    REPLY,
+    CtTuple,
+    NetCt,
+    NfConn,
+    ct_tuple,
+    hash_conntrack_raw,
 )
 from .skb import (
     IP_CT_ESTABLISHED,
@@ -31,167 +47,9 @@ from .skb import (
 )
 from .tracer import _NULL, _Frame, untraced_branch
 
-# enum ip_conntrack_status bits
-IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1, 2, 4, 8
-IPS_DYING = 1 << 9
-IPS_UNTRACKED = 1 << 12
-ORIGINAL, REPLY = 0, 1
-NF_CT_EVICTION_RANGE = 8
-
-
-class CtTuple(NamedTuple):
-    """``struct nf_conntrack_tuple`` for IPv4 TCP/UDP."""
-
-    src: str
-    dst: str
-    protonum: int
-    sport: int
-    dport: int
-
-    def invert(self) -> CtTuple:
-        return _tuple_new(CtTuple, (self.dst, self.src, self.protonum, self.dport, self.sport))
-
-
-_tuple_new = tuple.__new__  # CtTuple(...) without the Python-level __new__ of a NamedTuple
-
-
-def ct_tuple(src: str, dst: str, protonum: int, sport: int, dport: int) -> CtTuple:
-    return _tuple_new(CtTuple, (src, dst, protonum, sport, dport))
-
-
-_ct_ids = itertools.count(1)
-
-# enum ip_conntrack_events: the bits of the event cache (nf_conntrack_ecache.h)
-IPCT_NEW, IPCT_RELATED, IPCT_DESTROY, IPCT_REPLY, IPCT_ASSURED = 0, 1, 2, 3, 4
-EVENT_NAMES = ((IPCT_NEW, "NEW"), (IPCT_REPLY, "SEEN_REPLY"), (IPCT_ASSURED, "ASSURED"), (IPCT_DESTROY, "DESTROY"))
-
-
-class NfConn(tcp_ct.TcpCt):
-    """``struct nf_conn``: one object per entry, its fields in slots (the memory of a
-    10^6-entry table is mostly these); the two tuples are ``tuple`` ( = ``tuplehash[]``),
-    the TCP state (``proto.tcp``) is part of the entry, as in the kernel."""
-
-    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "cpu", "net", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
-                 "ecache", "hash")
-
-    def __init__(self, net, orig: CtTuple, cpu: int):
-        self.id = next(_ct_ids)
-        # tuplehash[].tuple, as plain tuples: the garbage collector stops tracking a plain
-        # tuple of strings and ints, not a CtTuple (a subclass), and a 10^6-entry table has
-        # two per entry. ``tuple`` gives them as CtTuples.
-        self.orig = orig
-        self.reply = (orig[1], orig[0], orig[2], orig[4], orig[3])  # nf_ct_invert_tuple
-        self.status = 0
-        self.timeout = 0.0  # relative while unconfirmed, absolute (model seconds) once confirmed
-        self.use = 0
-        self.cpu = cpu
-        self.state = None  # proto.tcp.state: None until tcp_init()
-        self.net = net
-        # nf_conn_acct: packets, bytes per direction
-        self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
-        self.on_unconfirmed = False
-        self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
-        self.hash = 0  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
-
-    #: ct->mark and the zone: not modelled (docs/simulator.md), always 0
-    mark = 0
-    zone = 0
-
-    @property
-    def proto(self) -> Optional[tcp_ct.TcpCt]:
-        """``ct->proto.tcp``: the entry itself (TcpCt is its base), once tcp_new() ran."""
-        return None if self.state is None else self
-
-    @property
-    def tuple(self) -> Tuple[CtTuple, CtTuple]:
-        return (_tuple_new(CtTuple, self.orig), _tuple_new(CtTuple, self.reply))
-
-    @property
-    def counters(self) -> List[int]:
-        """packets, bytes (ORIGINAL), packets, bytes (REPLY)."""
-        return [self.packets_orig, self.bytes_orig, self.packets_reply, self.bytes_reply]
-
-    @property
-    def events(self) -> List[str]:
-        return [name for bit, name in EVENT_NAMES if self.ecache >> bit & 1]
-
-    @property
-    def confirmed(self) -> bool:
-        return bool(self.status & IPS_CONFIRMED)
-
-    @property
-    def state_name(self) -> str:
-        return "" if self.state is None else tcp_ct.STATE_NAMES[self.state]
-
-    def __repr__(self) -> str:
-        o = self.tuple[0]
-        return f"<nf_conn {o.src}:{o.sport}>{o.dst}:{o.dport} {self.state_name} status={self.status:#x} use={self.use}>"
-
-
-def hash_conntrack_raw(t: CtTuple) -> int:
-    """Deterministic stand-in for the kernel's seeded siphash (bucket order is not ABI)."""
-    src, dst, protonum, sport, dport = t
-    return zlib.crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
-
-
-class NetCt:
-    """``struct netns_ct`` plus this namespace's part of the hash table.
-
-    ``table`` maps each tuple of a confirmed entry (both directions) to the entry, in
-    insertion order; ``orig_buckets`` holds the entries by the hash bucket of their
-    original tuple (what dumps and ``early_drop`` walk). ``buckets`` is the full kernel view
-    (both ``tuplehash[]`` of every entry, chained per bucket), made when asked for.
-    """
-
-    def __init__(self, net, ncpus: int, htable_size: int = 16384):
-        self.net = net
-        self.htable_size = htable_size
-        self.count = 0
-        self.users4 = 0
-        self.users6 = 0
-        self.defrag4 = False
-        self.defrag6 = False
-        self.hooks4: List[HookOps] = []
-        self.hooks6: List[HookOps] = []
-        self.defrag_ops4: List[HookOps] = []
-        self.defrag_ops6: List[HookOps] = []
-        self.table: Dict[CtTuple, NfConn] = {}
-        self.orig_buckets: Dict[int, List[NfConn]] = {}
-        self.unconfirmed: List[List[NfConn]] = [[] for _ in range(ncpus)]
-        self.dying: List[NfConn] = []
-        self.stat = {"found": 0, "invalid": 0, "insert": 0, "insert_failed": 0, "drop": 0,
-                     "early_drop": 0, "error": 0, "search_restart": 0}
-
-    def entries(self) -> List[NfConn]:
-        """Confirmed entries in hash-bucket order, each once (what a dump walks)."""
-        out: List[NfConn] = []
-        for b in sorted(self.orig_buckets):
-            out.extend(self.orig_buckets[b])
-        return out
-
-    def lookup(self, t: CtTuple) -> Optional[Tuple[NfConn, int]]:
-        """The confirmed entry with tuple ``t`` and the direction ``t`` is, or None."""
-        ct = self.table.get(t)
-        if ct is None:
-            return None
-        return ct, (REPLY if t == ct.reply else ORIGINAL)
-
-    @property
-    def buckets(self) -> Dict[int, List[Tuple[NfConn, int]]]:
-        """Bucket -> [(entry, direction)] in chain order, both tuples of every entry."""
-        out: Dict[int, List[Tuple[NfConn, int]]] = {}
-        for t, ct in self.table.items():
-            d = REPLY if t == ct.reply else ORIGINAL
-            out.setdefault(hash_conntrack_raw(t) % self.htable_size, []).append((ct, d))
-        return out
-
-    @property
-    def tracking(self) -> bool:
-        return bool(self.hooks4 or self.hooks6)
-
 
 @untraced_branch
-class Conntrack:
+class Conntrack(CtNetns):
     """The nf_conntrack module: kernel-wide state and the per-namespace functions."""
 
     def __init__(self, kernel):
@@ -209,107 +67,6 @@ class Conntrack:
     def _t(self, name: str, **args):
         tr = self.tracer
         return _Frame(tr, name, args) if tr.listeners else _NULL
-
-    # -- module life cycle ----------------------------------------------------------------
-    def load(self, enable_hooks: bool = False) -> None:
-        self.loaded = True
-        self.enable_hooks = enable_hooks
-        for ns in self.kernel.namespaces.values():
-            self.pernet_init(ns)
-
-    def pernet_init(self, ns) -> None:
-        """``nf_conntrack_pernet_init``: with enable_hooks, every namespace is a user."""
-        if ns.ct is None:
-            ns.ct = NetCt(ns, self.profile.ncpus, self.htable_size)
-        if self.enable_hooks:
-            self.netns_get(ns, "inet")
-
-    def unload(self) -> None:
-        for ns in self.kernel.namespaces.values():
-            if ns.ct is None:
-                continue
-            if self.enable_hooks:
-                self.netns_put(ns, "inet")
-            for ct in list(ns.ct.entries()):
-                self.nf_ct_delete(ct)
-            # conntrack's own hooks are gone with the module (users can't remain: modules hold it)
-            for ops in ns.ct.hooks4 + ns.ct.hooks6:
-                ns.nf.unregister(ops)
-            ns.ct.hooks4, ns.ct.hooks6 = [], []
-            ns.ct.users4 = ns.ct.users6 = 0
-            defrag = (ns.ct.defrag4, ns.ct.defrag6, ns.ct.defrag_ops4, ns.ct.defrag_ops6)
-            ns.ct = NetCt(ns, self.profile.ncpus, self.htable_size)
-            # nf_defrag_ipv4/6 are separate modules: their hooks outlive nf_conntrack on 5.10
-            ns.ct.defrag4, ns.ct.defrag6, ns.ct.defrag_ops4, ns.ct.defrag_ops6 = defrag
-        self.loaded = False
-        self.enable_hooks = False
-
-    # -- nf_ct_netns_get / put ------------------------------------------------------------
-    def _ops(self, ns, pf: str) -> List[HookOps]:
-        h = self.profile.hookfn
-        v = "4" if pf == "ipv4" else "6"
-        confirm_in_prio = INT_MAX if pf == "ipv4" else INT_MAX - 1
-        mk = lambda hook, prio, role, fn: HookOps(pf, hook, prio, h[role], "conntrack", fn)  # noqa: E731
-        return [
-            mk(PRE_ROUTING, -200, "ct_in" + v, self.ipv4_conntrack_in),
-            mk(LOCAL_OUT, -200, "ct_local" + v, self.ipv4_conntrack_local),
-            mk(POST_ROUTING, INT_MAX, "confirm" + v, self.ipv4_confirm),
-            mk(LOCAL_IN, confirm_in_prio, "confirm" + v, self.ipv4_confirm),
-        ]
-
-    def _defrag_enable(self, ns, pf: str) -> None:
-        attr = "defrag4" if pf == "ipv4" else "defrag6"
-        if getattr(ns.ct, attr):
-            return
-        fn = self.profile.hookfn["defrag4" if pf == "ipv4" else "defrag6"]
-        ops = [HookOps(pf, PRE_ROUTING, -400, fn, "conntrack", self.ipv4_conntrack_defrag),
-               HookOps(pf, LOCAL_OUT, -400, fn, "conntrack", self.ipv4_conntrack_defrag)]
-        ns.nf.register_many(ops)
-        setattr(ns.ct, attr, True)
-        setattr(ns.ct, "defrag_ops" + attr[-1], ops)
-
-    def _defrag_disable(self, ns, pf: str) -> None:
-        if self.profile.defrag_stays_registered:
-            return
-        attr = "defrag4" if pf == "ipv4" else "defrag6"
-        if getattr(ns.ct, attr):
-            ns.nf.unregister_many(getattr(ns.ct, "defrag_ops" + attr[-1]))
-            setattr(ns.ct, attr, False)
-            setattr(ns.ct, "defrag_ops" + attr[-1], [])
-
-    def netns_get(self, ns, pf: str) -> None:
-        if pf == "inet":
-            self.netns_get(ns, "ipv4")
-            self.netns_get(ns, "ipv6")
-            return
-        if ns.ct is None:
-            ns.ct = NetCt(ns, self.profile.ncpus, self.htable_size)
-        users = "users4" if pf == "ipv4" else "users6"
-        setattr(ns.ct, users, getattr(ns.ct, users) + 1)
-        if getattr(ns.ct, users) > 1:
-            return
-        self._defrag_enable(ns, pf)
-        ops = self._ops(ns, pf)
-        ns.nf.register_many(ops)
-        setattr(ns.ct, "hooks4" if pf == "ipv4" else "hooks6", ops)
-
-    def netns_put(self, ns, pf: str) -> None:
-        if pf == "inet":
-            self.netns_put(ns, "ipv4")
-            self.netns_put(ns, "ipv6")
-            return
-        if ns.ct is None:
-            return
-        users = "users4" if pf == "ipv4" else "users6"
-        n = getattr(ns.ct, users)
-        if n == 0:
-            return
-        setattr(ns.ct, users, n - 1)
-        if n - 1 == 0:
-            hooks = "hooks4" if pf == "ipv4" else "hooks6"
-            ns.nf.unregister_many(getattr(ns.ct, hooks))
-            setattr(ns.ct, hooks, [])
-            self._defrag_disable(ns, pf)
 
     # -- hook functions -------------------------------------------------------------------
     def ipv4_conntrack_defrag(self, skb, state) -> int:

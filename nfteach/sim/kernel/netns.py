@@ -55,7 +55,7 @@ class Netns:
         self.nft: Optional[object] = None  # nftables state, created on first use
         self.addr: Optional[str] = None
         self.peer: Optional[Netns] = None
-        self.ct = None  # conntrack state (nfteach.sim.conntrack.NetCt), set by the kernel
+        self.ct = None  # conntrack state (nfteach.sim.kernel.nf_conn.NetCt), set by the kernel
         self.sysctl: Dict[str, int] = {}
 
     # conntrack users ------------------------------------------------------------------

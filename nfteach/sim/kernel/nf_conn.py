@@ -1,0 +1,169 @@
+"""``struct nf_conn`` and ``struct netns_ct``: a conntrack entry, its tuples and status
+bits, and one namespace's part of the hash table (``include/net/netfilter/nf_conntrack.h``).
+The functions that create, confirm and destroy entries: :mod:`.conntrack`."""
+from __future__ import annotations
+
+import itertools
+import zlib
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from . import tcp_ct
+from .netfilter import HookOps
+
+# enum ip_conntrack_status bits
+IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1, 2, 4, 8
+IPS_DYING = 1 << 9
+IPS_UNTRACKED = 1 << 12
+ORIGINAL, REPLY = 0, 1
+NF_CT_EVICTION_RANGE = 8
+
+
+class CtTuple(NamedTuple):
+    """``struct nf_conntrack_tuple`` for IPv4 TCP/UDP."""
+
+    src: str
+    dst: str
+    protonum: int
+    sport: int
+    dport: int
+
+    def invert(self) -> CtTuple:
+        return _tuple_new(CtTuple, (self.dst, self.src, self.protonum, self.dport, self.sport))
+
+
+_tuple_new = tuple.__new__  # CtTuple(...) without the Python-level __new__ of a NamedTuple
+
+
+def ct_tuple(src: str, dst: str, protonum: int, sport: int, dport: int) -> CtTuple:
+    return _tuple_new(CtTuple, (src, dst, protonum, sport, dport))
+
+
+_ct_ids = itertools.count(1)
+
+# enum ip_conntrack_events: the bits of the event cache (nf_conntrack_ecache.h)
+IPCT_NEW, IPCT_RELATED, IPCT_DESTROY, IPCT_REPLY, IPCT_ASSURED = 0, 1, 2, 3, 4
+EVENT_NAMES = ((IPCT_NEW, "NEW"), (IPCT_REPLY, "SEEN_REPLY"), (IPCT_ASSURED, "ASSURED"), (IPCT_DESTROY, "DESTROY"))
+
+
+class NfConn(tcp_ct.TcpCt):
+    """``struct nf_conn``: one object per entry, its fields in slots (the memory of a
+    10^6-entry table is mostly these); the two tuples are ``tuple`` ( = ``tuplehash[]``),
+    the TCP state (``proto.tcp``) is part of the entry, as in the kernel."""
+
+    __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "cpu", "net", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
+                 "ecache", "hash")
+
+    def __init__(self, net, orig: CtTuple, cpu: int):
+        self.id = next(_ct_ids)
+        # tuplehash[].tuple, as plain tuples: the garbage collector stops tracking a plain
+        # tuple of strings and ints, not a CtTuple (a subclass), and a 10^6-entry table has
+        # two per entry. ``tuple`` gives them as CtTuples.
+        self.orig = orig
+        self.reply = (orig[1], orig[0], orig[2], orig[4], orig[3])  # nf_ct_invert_tuple
+        self.status = 0
+        self.timeout = 0.0  # relative while unconfirmed, absolute (model seconds) once confirmed
+        self.use = 0
+        self.cpu = cpu
+        self.state = None  # proto.tcp.state: None until tcp_init()
+        self.net = net
+        # nf_conn_acct: packets, bytes per direction
+        self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
+        self.on_unconfirmed = False
+        self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
+        self.hash = 0  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
+
+    #: ct->mark and the zone: not modelled (docs/simulator.md), always 0
+    mark = 0
+    zone = 0
+
+    @property
+    def proto(self) -> Optional[tcp_ct.TcpCt]:
+        """``ct->proto.tcp``: the entry itself (TcpCt is its base), once tcp_new() ran."""
+        return None if self.state is None else self
+
+    @property
+    def tuple(self) -> Tuple[CtTuple, CtTuple]:
+        return (_tuple_new(CtTuple, self.orig), _tuple_new(CtTuple, self.reply))
+
+    @property
+    def counters(self) -> List[int]:
+        """packets, bytes (ORIGINAL), packets, bytes (REPLY)."""
+        return [self.packets_orig, self.bytes_orig, self.packets_reply, self.bytes_reply]
+
+    @property
+    def events(self) -> List[str]:
+        return [name for bit, name in EVENT_NAMES if self.ecache >> bit & 1]
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self.status & IPS_CONFIRMED)
+
+    @property
+    def state_name(self) -> str:
+        return "" if self.state is None else tcp_ct.STATE_NAMES[self.state]
+
+    def __repr__(self) -> str:
+        o = self.tuple[0]
+        return f"<nf_conn {o.src}:{o.sport}>{o.dst}:{o.dport} {self.state_name} status={self.status:#x} use={self.use}>"
+
+
+def hash_conntrack_raw(t: CtTuple) -> int:
+    """Deterministic stand-in for the kernel's seeded siphash (bucket order is not ABI)."""
+    src, dst, protonum, sport, dport = t
+    return zlib.crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
+
+
+class NetCt:
+    """``struct netns_ct`` plus this namespace's part of the hash table.
+
+    ``table`` maps each tuple of a confirmed entry (both directions) to the entry, in
+    insertion order; ``orig_buckets`` holds the entries by the hash bucket of their
+    original tuple (what dumps and ``early_drop`` walk). ``buckets`` is the full kernel view
+    (both ``tuplehash[]`` of every entry, chained per bucket), made when asked for.
+    """
+
+    def __init__(self, net, ncpus: int, htable_size: int = 16384):
+        self.net = net
+        self.htable_size = htable_size
+        self.count = 0
+        self.users4 = 0
+        self.users6 = 0
+        self.defrag4 = False
+        self.defrag6 = False
+        self.hooks4: List[HookOps] = []
+        self.hooks6: List[HookOps] = []
+        self.defrag_ops4: List[HookOps] = []
+        self.defrag_ops6: List[HookOps] = []
+        self.table: Dict[CtTuple, NfConn] = {}
+        self.orig_buckets: Dict[int, List[NfConn]] = {}
+        self.unconfirmed: List[List[NfConn]] = [[] for _ in range(ncpus)]
+        self.dying: List[NfConn] = []
+        self.stat = {"found": 0, "invalid": 0, "insert": 0, "insert_failed": 0, "drop": 0,
+                     "early_drop": 0, "error": 0, "search_restart": 0}
+
+    def entries(self) -> List[NfConn]:
+        """Confirmed entries in hash-bucket order, each once (what a dump walks)."""
+        out: List[NfConn] = []
+        for b in sorted(self.orig_buckets):
+            out.extend(self.orig_buckets[b])
+        return out
+
+    def lookup(self, t: CtTuple) -> Optional[Tuple[NfConn, int]]:
+        """The confirmed entry with tuple ``t`` and the direction ``t`` is, or None."""
+        ct = self.table.get(t)
+        if ct is None:
+            return None
+        return ct, (REPLY if t == ct.reply else ORIGINAL)
+
+    @property
+    def buckets(self) -> Dict[int, List[Tuple[NfConn, int]]]:
+        """Bucket -> [(entry, direction)] in chain order, both tuples of every entry."""
+        out: Dict[int, List[Tuple[NfConn, int]]] = {}
+        for t, ct in self.table.items():
+            d = REPLY if t == ct.reply else ORIGINAL
+            out.setdefault(hash_conntrack_raw(t) % self.htable_size, []).append((ct, d))
+        return out
+
+    @property
+    def tracking(self) -> bool:
+        return bool(self.hooks4 or self.hooks6)
