@@ -6,54 +6,20 @@ unknown function or variable is reported with its location and nothing runs.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from . import bt_lang as L
+from .bt_check import AGGS, Checker
 from .bt_mem import STRUCTS, VIRTUAL, Inet, KStack, Memory, Ptr, struct_known
 from .bt_mem import sizeof as _sizeof
+from .bt_values import MASK64, Agg, _binop, _int, _truth, fmt_key, fmt_value, printf, s64
 
-MASK64 = (1 << 64) - 1
 ARITH = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
-AGGS = {"count", "sum", "min", "max", "avg"}
-SUPPORTED_CALLS = {"printf", "time", "ntop", "kstack", "exit", "print", "clear", "zero", "delete", "str",
-                   "bswap", "ksym", *AGGS}
-NOT_IN_SUBSET = {"hist", "lhist", "stats", "ustack", "system", "cat", "signal", "override", "join",
-                 "buf", "kptr", "uptr", "reg", "usym", "uaddr", "kaddr", "cgroupid", "strftime", "path",
-                 "macaddr", "sizeof", "offsetof", "strncmp", "strcontains", "skboutput", "cgroup_path",
-                 "unwatch", "debugf", "len", "has_key", "pton"}
-BUILTINS = {"pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "comm", "func", "probe", "retval",
-            "args", "kstack", "curtask", "rand", "cgroup", "username", "ustack", "sarg0"} | {f"arg{i}" for i in range(10)}
-
-
-def s64(v: int) -> int:
-    v &= MASK64
-    return v - (1 << 64) if v >> 63 else v
 
 
 class Exit(Exception):
     """``exit()`` was called."""
-
-
-@dataclass
-class Agg:
-    kind: str
-    n: int = 0
-    total: int = 0
-    lo: Optional[int] = None
-    hi: Optional[int] = None
-
-    def add(self, v: int = 1) -> None:
-        self.n += 1
-        self.total += v
-        self.lo = v if self.lo is None else min(self.lo, v)
-        self.hi = v if self.hi is None else max(self.hi, v)
-
-    @property
-    def value(self) -> int:
-        return {"count": self.n, "sum": self.total, "min": self.lo or 0, "max": self.hi or 0,
-                "avg": (self.total // self.n) if self.n else 0}[self.kind]
 
 
 @dataclass
@@ -73,23 +39,7 @@ class Ctx:
     kstack: Callable[[], Tuple[str, ...]] = lambda: ()
 
 
-def fmt_value(v) -> str:
-    if isinstance(v, Agg):
-        return str(v.value)
-    if isinstance(v, KStack):
-        return v.text()
-    if isinstance(v, Ptr):
-        return str(v.addr)
-    if isinstance(v, bytes):
-        return v.split(b"\0", 1)[0].decode(errors="replace")
-    return str(v)
-
-
-def fmt_key(keys: Tuple) -> str:
-    return ", ".join(fmt_value(k) for k in keys)
-
-
-class Runtime:
+class Runtime(Checker):
     """One bpftrace process: the program, its maps, its output."""
 
     def __init__(self, prog: L.Program, filename: str, mem: Memory, write: Callable[[str], None],
@@ -101,162 +51,6 @@ class Runtime:
         self.map_kind: Dict[str, str] = {}
         self.exited = False
         self.start_ns = 0
-
-    # -- semantic analysis -------------------------------------------------------------
-    def check(self, probe_kinds: Dict[int, str], tp_fields: Optional[Dict[int, Tuple[str, list]]] = None) -> None:
-        """Raise :class:`BtError` for what bpftrace's semantic analyser would refuse."""
-        self._tp_fields = tp_fields or {}
-        for i, p in enumerate(self.prog.probes):
-            kind = probe_kinds.get(i, "")
-            self._tp = self._tp_fields.get(i)
-            seen: Dict[str, Optional[str]] = {}
-            if p.pred is not None:
-                self._check_expr(p.pred, seen, kind)
-            self._check_block(p.body, seen, kind)
-
-    def _static_pointee(self, e, seen) -> Optional[str]:
-        if isinstance(e, L.Cast) and e.ctype.endswith("*"):
-            return e.ctype[:-1].strip()
-        if isinstance(e, L.Var):
-            return seen.get(e.name)
-        if isinstance(e, L.Field) and isinstance(e.expr, L.Ident) and e.expr.name == "args":
-            return None
-        if isinstance(e, L.Field):
-            base = self._static_pointee(e.expr, seen)
-            fields = (STRUCTS.get(base) or VIRTUAL.get(base)) if base else None
-            f = fields.get(e.name) if fields else None
-            return f.pointee if f else None
-        return None
-
-    def _check_field(self, e: L.Field, seen) -> None:
-        if isinstance(e.expr, L.Ident) and e.expr.name == "args":
-            if self._tp is not None and e.name not in self._tp[1]:
-                raise L.BtError(f"Struct/union of type '{self._tp[0]}' does not contain a field named '{e.name}'", e.loc)
-            return
-        base = self._static_pointee(e.expr, seen)
-        if not base:
-            return
-        fields = STRUCTS.get(base) or VIRTUAL.get(base)
-        if fields is None:
-            if struct_known(base):
-                raise L.BtError(f"the fields of '{base}' are not modelled by the simulator; run it with --backend vm", e.loc)
-            return
-        if e.name not in fields:
-            if base in VIRTUAL:
-                raise L.BtError(f"field '{e.name}' of '{base}' is not modelled by the simulator "
-                                f"(modelled: {', '.join(fields)}); run it with --backend vm", e.loc)
-            raise L.BtError(f"Struct/union of type '{base}' does not contain a field named '{e.name}'", e.loc)
-
-    def _check_block(self, stmts, seen, kind) -> None:
-        for s in stmts:
-            if isinstance(s, L.Assign):
-                self._check_expr(s.value, seen, kind, top_assign=isinstance(s.target, L.Map))
-                if isinstance(s.target, L.Var):
-                    if s.op != "=" and s.target.name not in seen:
-                        raise L.BtError(f"Undefined or undeclared variable: {s.target.name}", s.target.loc)
-                    seen[s.target.name] = self._static_pointee(s.value, seen)
-                else:
-                    for k in s.target.keys:
-                        self._check_expr(k, seen, kind)
-                    self._note_map(s.target, s.value)
-            elif isinstance(s, L.If):
-                self._check_expr(s.cond, seen, kind)
-                self._check_block(s.then, seen, kind)
-                self._check_block(s.orelse, seen, kind)
-            else:
-                self._check_expr(s.expr, seen, kind, statement=True)
-
-    def _note_map(self, m: L.Map, value) -> None:
-        scalar = not m.keys
-        prev = self.map_scalar.setdefault(m.name, scalar)
-        if prev != scalar:
-            raise L.BtError(f"Argument mismatch for {m.name}: trying to access with no arguments when map expects arguments"
-                            if scalar else f"Argument mismatch for {m.name}: trying to access with arguments when map expects no arguments", m.loc)
-        if isinstance(value, L.Call) and value.name in AGGS:
-            self.map_kind[m.name] = value.name
-        else:
-            self.map_kind.setdefault(m.name, "value")
-        self.maps.setdefault(m.name, {})
-
-    def _check_expr(self, e, seen, kind, statement=False, top_assign=False) -> None:
-        if isinstance(e, L.Var):
-            if e.name not in seen:
-                raise L.BtError(f"Undefined or undeclared variable: {e.name}", e.loc)
-        elif isinstance(e, L.Ident):
-            if e.name not in BUILTINS:
-                raise L.BtError(f"Unknown identifier: '{e.name}'", e.loc)
-            if e.name in ("curtask", "cgroup", "username", "ustack", "sarg0"):
-                raise L.BtError(f"{e.name} is not in the simulator's bpftrace subset (docs/bpftrace-subset.md)", e.loc)
-            if e.name == "func" and kind == "tracepoint":
-                raise L.BtError("The func builtin can not be used with 'tracepoint' probes", e.loc)
-            if e.name == "args" and kind != "tracepoint":
-                raise L.BtError("The args builtin can only be used with tracepoint/kfunc/uprobeprobes (" + kind + " used here)", e.loc)
-            if e.name == "retval" and kind != "kretprobe":
-                raise L.BtError("The retval builtin can only be used with 'kretprobe' and 'uretprobe' and 'kfunc' probes (" + kind + " used here)", e.loc)
-            if e.name.startswith("arg") and e.name[3:].isdigit() and kind not in ("kprobe", ""):
-                raise L.BtError(f"The {e.name} builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.loc)
-        elif isinstance(e, L.Call):
-            if e.name in NOT_IN_SUBSET:
-                raise L.BtError(f"{e.name}() is not in the simulator's bpftrace subset (docs/bpftrace-subset.md); "
-                                "run it with --backend vm", e.loc)
-            if e.name not in SUPPORTED_CALLS:
-                raise L.BtError(f"Unknown function: {e.name}", (e.loc[0], e.loc[1], e.loc[0], e.loc[1] + len(e.name)))
-            if e.name in AGGS and not top_assign:
-                raise L.BtError(f"{e.name}() should be directly assigned to a map", e.loc)
-            for a in e.args:
-                if not (e.name in ("print", "clear", "zero", "delete") and isinstance(a, L.Map)):
-                    self._check_expr(a, seen, kind)
-                elif a.keys:
-                    for k in a.keys:
-                        self._check_expr(k, seen, kind)
-            if e.name == "printf":
-                self._check_printf(e, seen)
-        elif isinstance(e, L.Map):
-            for k in e.keys:
-                self._check_expr(k, seen, kind)
-        elif isinstance(e, L.Binop):
-            self._check_expr(e.left, seen, kind)
-            self._check_expr(e.right, seen, kind)
-        elif isinstance(e, L.Unop):
-            if e.op == "&":
-                raise L.BtError("'&' (address-of) is not in the simulator's bpftrace subset (docs/bpftrace-subset.md)", e.loc)
-            self._check_expr(e.expr, seen, kind)
-        elif isinstance(e, L.Ternary):
-            for x in (e.cond, e.a, e.b):
-                self._check_expr(x, seen, kind)
-        elif isinstance(e, L.Cast):
-            self._check_cast(e)
-            self._check_expr(e.expr, seen, kind)
-        elif isinstance(e, (L.Field, L.Index)):
-            self._check_expr(e.expr, seen, kind)
-            if isinstance(e, L.Field):
-                self._check_field(e, seen)
-            if isinstance(e, L.Index):
-                self._check_expr(e.index, seen, kind)
-
-    def _check_cast(self, e: L.Cast) -> None:
-        t = e.ctype
-        if t.startswith(("struct ", "union ")):
-            name = t.rstrip(" *")
-            if not struct_known(name):
-                raise L.BtError(f"Unknown struct/union: '{name}'", (e.loc[0], e.loc[1], e.loc[0], e.loc[1] + len(t) + 2))
-            if not t.endswith("*"):
-                raise L.BtError(f"Cannot cast to \"{t}\"", e.loc)
-
-    def _check_printf(self, e: L.Call, seen) -> None:
-        if not e.args or not isinstance(e.args[0], L.Str):
-            raise L.BtError("printf() expects a string literal as first argument", e.loc)
-        specs = _specs(e.args[0].value)
-        if len(specs) != len(e.args) - 1:
-            raise L.BtError(f"printf: Number of arguments ({len(e.args) - 1}) does not match the number of format "
-                            f"specifiers ({len(specs)})" if len(specs) > len(e.args) - 1 else
-                            f"printf: Too many arguments for format string ({len(e.args) - 1} supplied, {len(specs)} expected)", e.loc)
-        for spec, a in zip(specs, e.args[1:]):
-            st = _static_kind(a)
-            if spec[-1] == "s" and st == "int":
-                raise L.BtError("printf: %s specifier expects a value of type string (integer supplied)", e.loc)
-            if spec[-1] in "diuxXcp" and st == "string":
-                raise L.BtError(f"printf: %{spec[-1]} specifier expects a value of type integer (string supplied)", e.loc)
 
     # -- running -------------------------------------------------------------------------
     def run_probe(self, index: int, ctx: Ctx) -> None:
@@ -508,123 +302,5 @@ class Runtime:
 
 
 # -- printf --------------------------------------------------------------------------------
-_SPEC = re.compile(r"%(?P<flags>[-+ 0#]*)(?P<width>\d*)(?:\.(?P<prec>\d+))?(?P<len>hh|h|ll|l|z|j)?(?P<conv>[diuxXscp%])")
 
 
-def _specs(fmt: str) -> List[str]:
-    return [m.group(0) for m in _SPEC.finditer(fmt) if m["conv"] != "%"]
-
-
-def _static_kind(a) -> str:
-    if isinstance(a, L.Str):
-        return "string"
-    if isinstance(a, L.Int):
-        return "int"
-    if isinstance(a, L.Ident) and a.name in ("comm", "func", "probe"):
-        return "string"
-    if isinstance(a, L.Ident) and a.name in ("pid", "tid", "cpu", "nsecs", "uid", "gid", "elapsed"):
-        return "int"
-    if isinstance(a, (L.Binop, L.Unop)) or (isinstance(a, L.Cast) and not a.ctype.endswith("*")):
-        return "int"
-    return ""
-
-
-def printf(fmt: str, args: List[object]) -> str:
-    out, i, pos = [], 0, 0
-    for m in _SPEC.finditer(fmt):
-        out.append(fmt[pos:m.start()])
-        pos = m.end()
-        conv = m["conv"]
-        if conv == "%":
-            out.append("%")
-            continue
-        v = args[i] if i < len(args) else 0
-        i += 1
-        spec = "%" + m["flags"] + m["width"] + (("." + m["prec"]) if m["prec"] else "")
-        wide = m["len"] in ("l", "ll", "z", "j")
-        if conv == "s":
-            out.append((spec + "s") % fmt_value(v).rstrip("\n") if not isinstance(v, KStack) else (spec + "s") % v.text())
-            continue
-        x = _int(v)
-        bits = 64 if wide else 32
-        if m["len"] == "h":
-            bits = 16
-        elif m["len"] == "hh":
-            bits = 8
-        if conv in "di":
-            x &= (1 << bits) - 1
-            if x >> (bits - 1):
-                x -= 1 << bits
-            out.append((spec + "d") % x)
-        elif conv == "u":
-            out.append((spec + "d") % (x & ((1 << bits) - 1)))
-        elif conv in "xX":
-            out.append((spec + conv) % (x & ((1 << bits) - 1)))
-        elif conv == "c":
-            out.append((spec + "c") % chr(x & 0xFF))
-        elif conv == "p":
-            out.append((spec + "s") % hex(x & MASK64))
-    out.append(fmt[pos:])
-    return "".join(out)
-
-
-def _int(v) -> int:
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, int):
-        return v
-    if isinstance(v, Ptr):
-        return v.addr
-    if isinstance(v, Agg):
-        return v.value
-    if isinstance(v, Inet):
-        return int.from_bytes(v.raw, "little")
-    return 0
-
-
-def _truth(v) -> bool:
-    if isinstance(v, str):
-        return bool(v)
-    return _int(v) != 0
-
-
-def _binop(op: str, a, b):
-    if op in ("==", "!="):
-        if isinstance(a, str) or isinstance(b, str):
-            eq = fmt_value(a) == fmt_value(b)
-        else:
-            eq = _int(a) == _int(b)
-        return int(eq if op == "==" else not eq)
-    if isinstance(a, Ptr) and op in ("+", "-") and not isinstance(b, Ptr):
-        n = _sizeof(a.pointee)
-        return Ptr((a.addr + (_int(b) if op == "+" else -_int(b)) * n) & MASK64, a.pointee)
-    x, y = _int(a), _int(b)
-    if op == "<":
-        return int(x < y)
-    if op == "<=":
-        return int(x <= y)
-    if op == ">":
-        return int(x > y)
-    if op == ">=":
-        return int(x >= y)
-    if op == "+":
-        return s64(x + y)
-    if op == "-":
-        return s64(x - y)
-    if op == "*":
-        return s64(x * y)
-    if op == "/":
-        return 0 if y == 0 else s64(int(x / y))
-    if op == "%":
-        return 0 if y == 0 else s64(x % y)
-    if op == "&":
-        return s64(x & y)
-    if op == "|":
-        return s64(x | y)
-    if op == "^":
-        return s64(x ^ y)
-    if op == "<<":
-        return s64(x << (y & 63))
-    if op == ">>":
-        return s64((x & MASK64) >> (y & 63))
-    raise ValueError(op)
