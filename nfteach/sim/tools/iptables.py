@@ -1,99 +1,22 @@
 """``iptables`` (legacy and nft variants) on the model.
 
-- legacy: per-namespace x_tables tables in ``ns.xt``; a table is instantiated in a
-  namespace on first use (``request_module("iptable_filter")``, hooks at the table's
-  priority with the profile's hook function); flushing keeps the table and its hooks.
+- legacy: per-namespace x_tables tables in ``ns.xt`` (:mod:`nfteach.sim.kernel.ip_tables`);
+  a table is instantiated in a namespace on first use (``request_module("iptable_filter")``,
+  hooks at the table's priority with the profile's hook function); flushing keeps the
+  table and its hooks.
 - nft: rules go into ``ns.nft`` (table ``ip filter``, base chains created on demand),
   the same state the ``nft`` command lists.
 
 Messages are iptables 1.8.x's (checked against the real 1.8.9 on this machine).
-
->>> # iptables_main(ns, ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "2570", "-j", "DROP"], "legacy")
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from ...model.backend import Output
-from ..kernel.netfilter import NF_ACCEPT, NF_DROP, HookOps
+from ..kernel.ip_tables import HOOKNUM, NAT_PRIO, TABLES, XtChain, XtTable
 from ..kernel.nftables import NftChain, get_state, kcall
-from ..kernel.skb import IP_CT_UNTRACKED
-from ..kernel.xtables import XtError, XtRule, list_header, nat_register, parse_rule_spec
-
-HOOKNUM = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
-# table: (builtin chains, priority, profile hookfn role); nat plugs into the NAT core
-TABLES = {
-    "filter": (("INPUT", "FORWARD", "OUTPUT"), 0, "xt_filter"),
-    "raw": (("PREROUTING", "OUTPUT"), -300, "xt_raw"),
-    "mangle": (("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"), -150, "xt_mangle"),
-    "security": (("INPUT", "FORWARD", "OUTPUT"), 50, "xt_security"),
-    "nat": (("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), None, None),
-}
-NAT_PRIO = {"PREROUTING": -100, "INPUT": 100, "OUTPUT": -100, "POSTROUTING": 100}
-
-
-class XtChain:
-    def __init__(self, name: str, builtin: bool):
-        self.name, self.builtin = name, builtin
-        self.policy = "ACCEPT" if builtin else None
-        self.pkts = self.bytes = 0
-        self.rules: List[XtRule] = []
-
-
-class XtTable:
-    """One legacy table in one namespace, with its hooks registered."""
-
-    def __init__(self, ns, name: str):
-        builtins, prio, role = TABLES[name]
-        self.ns, self.name = ns, name
-        self.chains: Dict[str, XtChain] = {c: XtChain(c, True) for c in builtins}
-        kcall(ns, "request_module", f"iptable_{name}")
-        self.unplug = []
-        for c in builtins:
-            fn = self._hook(c)
-            if name == "nat":
-                self.unplug.append(nat_register(ns, "ipv4", HOOKNUM[c], NAT_PRIO[c], fn, "iptable_nat"))
-            else:
-                ops = HookOps("ipv4", HOOKNUM[c], prio, ns.kernel.profile.hookfn[role + "4"], f"iptable_{name}",
-                              fn=fn)
-                ns.nf.register(ops)
-
-    def _hook(self, chain: str):
-        def ipt_do_table(skb, state):
-            return self.do_table(chain, skb, state)
-
-        return ipt_do_table
-
-    def do_table(self, chain: str, skb, state) -> int:
-        stack, c, i = [], self.chains[chain], 0
-        while True:
-            if i >= len(c.rules):
-                if stack:
-                    c, i = stack.pop()
-                    continue
-                c.pkts += 1
-                c.bytes += skb.len
-                return NF_DROP if c.policy == "DROP" else NF_ACCEPT
-            r = c.rules[i]
-            i += 1
-            if not r.matches_skb(skb, state):
-                continue
-            r.pkts += 1
-            r.bytes += skb.len
-            if r.target in ("NOTRACK", "CT"):
-                skb.nfct, skb.ctinfo = None, IP_CT_UNTRACKED
-            elif r.target == "ACCEPT":
-                return NF_ACCEPT
-            elif r.target == "DROP":
-                return NF_DROP
-            elif r.target == "RETURN":
-                if stack:
-                    c, i = stack.pop()
-                else:
-                    i = len(c.rules)
-            elif r.target in self.chains:
-                stack.append((c, i))
-                c, i = self.chains[r.target], 0
+from ..kernel.xtables import XtError, XtRule, list_header, parse_rule_spec
 
 
 def _ver(ns, variant: str) -> str:

@@ -1,4 +1,4 @@
-"""The bpftrace language subset the simulator runs: lexer and parser (AST as small classes).
+"""The bpftrace language subset the simulator runs: lexer and parser (the tree: :mod:`.bt_ast`).
 
 Errors are :class:`BtError` with a source location, printed the way bpftrace 0.17 prints
 them (``stdin:1:14-15: ERROR: syntax error, unexpected ;`` + the line + ``~~~``).
@@ -11,10 +11,30 @@ The subset is documented in ``docs/bpftrace-subset.md``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-Loc = Tuple[int, int, int, int]  # line1, col1, line2, col2 (col2 exclusive, 1-based)
+from .bt_ast import (  # noqa: F401 (the tree's classes: L.Binop, ... for the runtime)
+    Assign,
+    Binop,
+    Call,
+    Cast,
+    ExprStmt,
+    Field,
+    Ident,
+    If,
+    Index,
+    Int,
+    Loc,
+    Map,
+    Node,
+    Probe,
+    Program,
+    Str,
+    Ternary,
+    Unop,
+    Var,
+)
 
 
 class BtError(Exception):
@@ -79,116 +99,6 @@ def strip_comments(src: str) -> str:
         i = m.end()
     out.append(src[i:])
     return "".join(out)
-
-
-# -- AST ---------------------------------------------------------------------------------
-@dataclass
-class Node:
-    loc: Loc = field(default=(1, 1, 1, 1), repr=False, compare=False)
-
-
-@dataclass
-class Int(Node):
-    value: int = 0
-
-
-@dataclass
-class Str(Node):
-    value: str = ""
-
-
-@dataclass
-class Var(Node):
-    name: str = ""
-
-
-@dataclass
-class Map(Node):
-    name: str = ""
-    keys: List[Node] = field(default_factory=list)
-
-
-@dataclass
-class Ident(Node):
-    name: str = ""
-
-
-@dataclass
-class Call(Node):
-    name: str = ""
-    args: List[Node] = field(default_factory=list)
-
-
-@dataclass
-class Binop(Node):
-    op: str = ""
-    left: Node = None
-    right: Node = None
-
-
-@dataclass
-class Unop(Node):
-    op: str = ""
-    expr: Node = None
-
-
-@dataclass
-class Ternary(Node):
-    cond: Node = None
-    a: Node = None
-    b: Node = None
-
-
-@dataclass
-class Cast(Node):
-    ctype: str = ""  # "struct sk_buff *", "uint16", ...
-    expr: Node = None
-
-
-@dataclass
-class Field(Node):
-    expr: Node = None
-    name: str = ""
-    arrow: bool = True
-
-
-@dataclass
-class Index(Node):
-    expr: Node = None
-    index: Node = None
-
-
-@dataclass
-class Assign(Node):
-    target: Node = None
-    op: str = "="
-    value: Node = None
-
-
-@dataclass
-class ExprStmt(Node):
-    expr: Node = None
-
-
-@dataclass
-class If(Node):
-    cond: Node = None
-    then: List[Node] = field(default_factory=list)
-    orelse: List[Node] = field(default_factory=list)
-
-
-@dataclass
-class Probe(Node):
-    attach: List[str] = field(default_factory=list)
-    attach_locs: List[Loc] = field(default_factory=list)
-    pred: Optional[Node] = None
-    body: List[Node] = field(default_factory=list)
-
-
-@dataclass
-class Program:
-    probes: List[Probe]
-    source: str
 
 
 INT_TYPES = {"uint8": (1, False), "uint16": (2, False), "uint32": (4, False), "uint64": (8, False),
