@@ -19,8 +19,10 @@ import sys
 from typing import Callable, Dict, List, NamedTuple, Optional, Set
 
 
-class TraceEvent(NamedTuple):
-    """One event (immutable; a NamedTuple: made in one C call, ~120 of them per traced SYN)."""
+class CallEvent(NamedTuple):
+    """The entry or exit of a modelled kernel function, as listeners get it (immutable; a
+    NamedTuple: made in one C call, ~120 of them per traced SYN). ftrace's records made from
+    these are :class:`nfteach.sim.trace.result.TraceEvent`."""
 
     time: float
     cpu: int
@@ -68,7 +70,7 @@ class _Frame:
 class Tracer:
     def __init__(self, kernel):
         self.kernel = kernel
-        self.listeners: List[Callable[[TraceEvent], None]] = []
+        self.listeners: List[Callable[[CallEvent], None]] = []
         self.stack: List[str] = []
 
     @property
@@ -82,7 +84,7 @@ class Tracer:
 
     def emit(self, kind: str, name: str, args) -> None:
         k = self.kernel
-        ev = _event(TraceEvent, (k.now, k.cpu, kind, name, len(self.stack) - (1 if kind else 0), args))
+        ev = _event(CallEvent, (k.now, k.cpu, kind, name, len(self.stack) - (1 if kind else 0), args))
         for cb in list(self.listeners):
             cb(ev)
 
