@@ -10,7 +10,6 @@ from __future__ import annotations
 from ...model import notes
 from ...model.backend import Output
 from ..kernel.modules import ModuleError
-from .nft import nft_main
 
 _BUILTIN_LSMOD = ("libkmod: ERROR ../libkmod/libkmod-module.c:1725 kmod_module_new_from_loaded: "
                   "could not open /proc/modules: No such file or directory\n"
@@ -67,6 +66,8 @@ def modinfo(kernel, ns, argv) -> Output:
 
 def _emulate(kernel, ns, enable: bool) -> Output:
     """Built-in conntrack: a conntrack user in every lab namespace (or its removal)."""
+    from .nft import nft_main  # only built-in kernels need nft here
+
     note = ""
     if not getattr(kernel, "_builtin_note_shown", False):
         kernel._builtin_note_shown = True
