@@ -38,12 +38,12 @@ from .observations import (  # noqa: F401 (the results are part of this module's
 
 
 def _sim_kernel(lab, what: str):
-    lab.start()
-    k = lab.backend.modelled_kernel()
-    if k is None:
+    modelled = getattr(lab.backend, "modelled_kernel", None)
+    if modelled is None or modelled() is None:  # a real kernel (nothing started for it)
         raise LabError(f"{what} watches the modelled kernel run: it needs the sim backend "
                        f"(this lab is {lab.backend.name}); hooks() works everywhere")
-    return k
+    lab.start()
+    return modelled()
 
 
 def hooks(lab, machine: str = "vm", family: str = "ipv4") -> HookChain:
