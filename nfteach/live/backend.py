@@ -10,7 +10,8 @@ What it does, in order (see ``docs/lab-contract.md``):
 * ``start()`` reaps leftovers of crashed labs (``namespaces.reap_stale``), creates the
   ``vm`` and ``host`` namespaces, and opens the tcp/22 session (``session.Session``).
 * ``run()`` does one synchronous keystroke on the session, then runs the command:
-  the real tool inside the namespace (``ip netns exec NS TOOL ARGS``), the
+  the real tool inside the namespace and a bubblewrap sandbox
+  (``ip netns exec NS bwrap ... -- TOOL ARGS``, see ``sandbox.py``), the
   ``modprobe``/``rmmod`` emulation of a built-in nf_conntrack, or a one-line refusal.
 * ``close()`` stops every process it started (by pid) and deletes the namespaces.
 """
@@ -29,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 from ..model import notes
 from ..model.backend import Backend, Output
 from ..model.errors import BackendUnavailable, LabError
-from . import capability, commands
+from . import capability, commands, sandbox
 from .capability import TRACEFS_EXEC
 from .namespaces import PREFIX, LabNamespaces, reap_stale
 from .runner import LiveJob, run_argv
@@ -81,7 +82,7 @@ class LiveBackend(Backend):
     def start(self) -> None:
         if self.ns is not None:
             return
-        problem = capability.why_not_live()
+        problem = capability.why_not_live() or sandbox.available()
         if problem:
             raise BackendUnavailable(problem)
         reap_stale()
@@ -127,13 +128,30 @@ class LiveBackend(Backend):
         return machine
 
     def _full_argv(self, machine: str, argv: Sequence[str]) -> List[str]:
+        """``ip netns exec NS [tracefs] bwrap ... -- stdbuf -oL TOOL ARGS``: the lab's
+        files by their lab paths, everything else confined by the sandbox."""
         # stdbuf -oL: line-buffered stdout, so stdout and stderr interleave as on a
         # terminal (conntrack -L prints its entries, then the summary on stderr)
-        mapped = [*STDBUF, *(self.files.get(a, a) for a in argv)]
+        args = [self.files.get(a, a) for a in argv]
+        if argv[0] == "dmesg":
+            # the kernel log as a file the sandbox may read: dmesg runs without
+            # CAP_SYSLOG, so it cannot clear the machine's log or change its console
+            args[1:1] = ["-F", self._kernel_log()]
+        boxed = sandbox.wrap([*STDBUF, *args], files_dir=self.tmpdir or "", tool=argv[0])
         if argv[0] in TRACEFS_TOOLS:
-            # tracefs mounted in the command's own mount namespace (ip netns exec made one)
-            return [*self.ns.exec_prefix(machine), sys.executable, "-I", str(TRACEFS_EXEC), *mapped]
-        return [*self.ns.exec_prefix(machine), *mapped]
+            # tracefs mounted in the command's own mount namespace (ip netns exec made
+            # one), then bound read-only into the sandbox with the rest of /sys
+            return [*self.ns.exec_prefix(machine), sys.executable, "-I", str(TRACEFS_EXEC), *boxed]
+        return [*self.ns.exec_prefix(machine), *boxed]
+
+    def _kernel_log(self) -> str:
+        """The machine's kernel log, read by the lab (``dmesg -r``, fixed arguments) into
+        the lab's files directory, for the learner's ``dmesg`` to read with ``-F``."""
+        path = os.path.join(self.tmpdir, "kernel.log")
+        out = run_argv(["dmesg", "-r"], timeout=30)
+        with open(path, "w") as f:
+            f.write(out.stdout)
+        return path
 
     def keystroke(self) -> bool:
         return bool(self.session and self.session.keystroke())
@@ -174,7 +192,8 @@ class LiveBackend(Backend):
         if refusal:
             raise BackendUnavailable(refusal, token="bpftrace")
         self.keystroke()
-        job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process)
+        job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process,
+                      timeout=self.timeout)
         self.ns.record_process(job.pid)
         self.jobs.append(job)
         if argv[0] == "bpftrace" and job.wait_for("Attaching", timeout=30):
@@ -256,11 +275,9 @@ class LiveBackend(Backend):
         for i, a in enumerate(argv[1:], 1):
             if argv[i - 1] == "-e":
                 texts.append(a)
-            elif a in self.files:
-                with open(self.files[a]) as f:
+            elif a in self.files:  # only the lab's files: the sandbox sees no others
+                with open(self.files[a], errors="replace") as f:
                     texts.append(f.read())
-            elif a.endswith(".bt") and os.path.isfile(a):
-                texts.append(open(a).read())
         kinds = set()
         for t in texts:
             for m in _BPF_PROBE.finditer(t):

@@ -1,0 +1,168 @@
+"""The confinement every live lab command runs in: bubblewrap (``bwrap``) inside the lab's
+network namespace.
+
+``ip netns exec NS`` puts a command into the lab machine's network namespace; ``bwrap``
+then gives it a world of its own, so what a tool can reach does not depend on which
+options it was given (``docs/lab-contract.md``, "Security model"):
+
+* a mount namespace whose root is an empty tmpfs with only ``/usr`` (and the ``/bin``,
+  ``/lib`` links), a short list of harmless ``/etc`` files, ``/sys`` and the lab's own
+  files directory, all **read-only**; no ``/root``, ``/home``, ``/var``, ``/etc/shadow``;
+* a private ``/tmp`` and ``/run`` (tmpfs) and a minimal ``/dev``: no Unix socket of the
+  machine is reachable (abstract sockets belong to the network namespace, the lab's);
+* a new ``/proc`` of its own PID namespace (no other process of the machine is visible or
+  signalable), with ``/proc/sys`` read-only except ``/proc/sys/net`` (the lab's namespace);
+* its own UTS, IPC and cgroup namespaces;
+* a capability set per tool (:data:`CAPS`), never ``CAP_SYS_MODULE`` or ``CAP_SYS_ADMIN``;
+  bwrap sets ``no_new_privs``, so nothing the tool executes gets more.
+
+The tool runs as PID 2 of its PID namespace (bwrap's init is PID 1); :func:`tool_pid`
+finds its PID on the machine, so ``kill -INT %1`` reaches bpftrace itself, which then
+prints its maps. ``--die-with-parent``: when the bwrap we started dies, everything in the
+sandbox dies with it.
+
+>>> wrap(["conntrack", "-L"], files_dir="/tmp/nfteach-x")[:2]
+['bwrap', '--unshare-pid']
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+#: the placeholder the runner replaces by the number of the pipe bwrap writes its info to
+INFO_FD = "@NFTEACH_INFO_FD@"
+
+#: /etc entries tools read (libc, iproute2, netfilter names, alternatives links); nothing else
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "protocols", "services",
+       "iproute2", "ethertypes", "nsswitch.conf", "passwd", "group", "hosts", "host.conf",
+       "localtime", "os-release", "debian_version", "xtables", "netconfig")
+_ROOT_LINKS = ("bin", "sbin", "lib", "lib64", "lib32", "libx32")
+
+_NET = ("CAP_NET_ADMIN", "CAP_NET_RAW")
+#: capabilities per tool; a tool not listed gets none
+CAPS: Dict[str, Tuple[str, ...]] = {
+    "conntrack": _NET, "nft": _NET, "iptables": _NET, "iptables-legacy": _NET,
+    "iptables-nft": _NET, "ip": _NET, "sysctl": _NET,
+    "nc": ("CAP_NET_BIND_SERVICE", "CAP_NET_RAW"),
+    # kernel tracing (CAP_BPF, CAP_PERFMON since 5.8) and kernel addresses in
+    # /proc/kallsyms for stacks (CAP_SYSLOG); not CAP_SYS_ADMIN, which would allow mounts
+    "bpftrace": ("CAP_BPF", "CAP_PERFMON", "CAP_SYSLOG"),
+}
+#: capabilities no lab command ever gets
+NEVER = ("CAP_SYS_MODULE", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_BOOT",
+         "CAP_MAC_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_SYS_CHROOT")
+
+
+def available() -> Optional[str]:
+    """None when bwrap is installed, else one line saying what to install."""
+    if shutil.which("bwrap", path="/usr/local/bin:/usr/bin:/bin"):
+        return None
+    return "the live backend runs every lab command in a bubblewrap sandbox; apt-get install bubblewrap"
+
+
+def _last_cap() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return 40
+
+
+def caps_for(tool: str) -> Tuple[str, ...]:
+    caps = CAPS.get(tool, ())
+    if "CAP_BPF" in caps and _last_cap() < 39:
+        # a kernel older than 5.8 has neither CAP_BPF nor CAP_PERFMON: bpf() needs CAP_SYS_ADMIN
+        caps = ("CAP_SYS_ADMIN", "CAP_SYSLOG")
+    return caps
+
+
+def wrap(argv: Sequence[str], files_dir: str = "", tool: Optional[str] = None) -> List[str]:
+    """``bwrap OPTIONS -- argv``: the sandbox for one lab command (``tool``: whose caps)."""
+    a = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+         "--die-with-parent", "--info-fd", INFO_FD, "--ro-bind", "/usr", "/usr"]
+    for name in _ROOT_LINKS:
+        p = "/" + name
+        if os.path.islink(p):
+            a += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            a += ["--ro-bind", p, p]
+    for name in ETC:
+        if os.path.lexists("/etc/" + name) and os.path.exists("/etc/" + name):
+            a += ["--ro-bind", "/etc/" + name, "/etc/" + name]
+    a += ["--ro-bind", "/sys", "/sys",
+          "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--bind", "/proc/sys/net", "/proc/sys/net",
+          "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", "/var/tmp"]
+    if files_dir:
+        a += ["--ro-bind", files_dir, files_dir]
+    a += ["--chdir", "/tmp", "--cap-drop", "ALL"]
+    for cap in caps_for(tool or os.path.basename(argv[0])):
+        a += ["--cap-add", cap]
+    return [*a, "--", *argv]
+
+
+class SandboxInfo:
+    """Where the tool of one sandbox runs: bwrap writes the PID of its init to the info pipe."""
+
+    def __init__(self, fd: int):
+        self._fd: Optional[int] = fd
+        self.init_pid: Optional[int] = None
+        self._tool: Optional[int] = None
+
+    def _read(self, timeout: float) -> None:
+        if self._fd is None:
+            return
+        data, deadline = b"", time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                r, _, _ = select.select([self._fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not r:
+                    break
+                chunk = os.read(self._fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+                if data.rstrip().endswith(b"}"):
+                    break  # complete (the tool may hold the pipe's other end open)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            self.init_pid = int(json.loads(data.decode() or "{}")["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            self.init_pid = None
+
+    def tool_pid(self, timeout: float = 5.0) -> Optional[int]:
+        """PID (on the machine) of the tool: the one child of the sandbox's init; None once it ended."""
+        self._read(timeout)
+        if self.init_pid is None:
+            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            kids = _children(self.init_pid)
+            if kids is None:
+                return None  # the sandbox has ended
+            if self._tool is not None:
+                return self._tool if self._tool in kids else None
+            if kids:
+                self._tool = kids[0]
+                return self._tool
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _children(pid: int) -> Optional[List[int]]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return None
+    return [int(x) for x in text.split()]
