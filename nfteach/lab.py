@@ -99,6 +99,8 @@ class Lab:
             machine = "host" if shown.startswith("@host ") else "vm"
             if shown.startswith("@host "):
                 shown = shown[6:].lstrip()
+            if len(shown) > 200:  # a huge rejected line is not echoed back whole
+                shown = shown[:200] + "..."
             return self._record(CommandResult(machine, shown, f"nfteach: {e}\n", 2))
         if parsed is None:
             return None
