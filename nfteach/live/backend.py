@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence
 from ..model import notes
 from ..model.backend import Backend, Output
 from ..model.errors import BackendUnavailable, LabError
+from ..model.labpath import lab_path
 from . import capability, commands, sandbox
 from .capability import TRACEFS_EXEC
 from .namespaces import PREFIX, LabNamespaces, reap_stale
@@ -205,8 +206,7 @@ class LiveBackend(Backend):
     def write_file(self, machine: str, path: str, text: str) -> None:
         self.start()
         self._machine(machine)
-        if not path.startswith("/") or ".." in path.split("/"):
-            raise LabError(f"write_file: give an absolute path without '..', not {path!r}", token=path)
+        lab_path(path)
         base = os.path.basename(path) or "file"
         local = os.path.join(self.tmpdir, f"{len(self.files)}-{base}")
         with open(local, "w") as f:
