@@ -17,6 +17,7 @@ What it does, in order (see ``docs/lab-contract.md``):
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import platform
@@ -25,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from typing import Dict, List, Optional, Sequence
 
 from ..model import notes
@@ -48,6 +50,17 @@ _BPF_KIND = {"kprobe": "kprobe", "kretprobe": "kprobe", "k": "kprobe", "kr": "kp
              "kfunc": "kfunc", "kretfunc": "kfunc", "fentry": "kfunc", "fexit": "kfunc",
              "f": "kfunc", "fr": "kfunc"}
 _BPF_PROBE = re.compile(r"(?:^|[\s,{};/])(kprobe|kretprobe|kfunc|kretfunc|fentry|fexit|kr|k|fr|f):")
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """A program that forgot close(): its labs are removed when Python exits (a SIGTERM or
+    SIGKILL, which skip this, is the reaper's: ``namespaces.start_reaper``)."""
+    for b in list(_OPEN):
+        b.close()
 
 
 def kernel_profile(release: Optional[str] = None) -> str:
@@ -90,6 +103,7 @@ class LiveBackend(Backend):
         self.tmpdir = tempfile.mkdtemp(prefix=PREFIX)
         ns = LabNamespaces(tmpdir=self.tmpdir)
         self.ns = ns
+        _OPEN.add(self)
         try:
             ns.create()
             self.session = Session(ns.exec_prefix, ns.record_process)

@@ -143,7 +143,15 @@ def check_dmesg(argv: Sequence[str]) -> None:
                     "the lab only reads it", a)
 
 
+def check_modprobe(argv: Sequence[str]) -> None:
+    for a in argv[1:]:
+        if long_option(a, ("config", "dirname")) or set(short_options(a, "CdSo")) & set("Cd"):
+            _refuse(f"modprobe: {a!r} (configuration and module files of your choice) "
+                    "is not available in the lab", a)
+
+
 CHECKS = {
+    "modprobe": check_modprobe,
     "dmesg": check_dmesg,
     "ip": check_ip,
     "iptables": check_iptables,

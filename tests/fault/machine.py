@@ -1,0 +1,53 @@
+"""The state of this machine that a lab must never change, as one comparable snapshot.
+
+Taken before and after each escape attempt of the fault tier: the root namespace's links,
+addresses, routes, rules and rulesets, machine-wide sysctls, the top of the cgroup tree
+(``ip vrf exec`` makes directories there), the mount table. Namespaces of live labs are
+left out: other labs (other tests, other users) come and go on a shared machine.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+#: machine-wide sysctls a lab command might try to write (read here, never written)
+SYSCTLS = ("kernel/domainname", "kernel/hostname", "kernel/modprobe", "kernel/core_pattern",
+           "net/ipv4/ip_forward", "kernel/printk")
+
+
+def _out(argv) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"[{e}]"
+    return f"[{p.returncode}]\n{p.stdout}{p.stderr}"
+
+
+def _save(argv) -> str:
+    return "\n".join(ln for ln in _out(argv).splitlines() if not ln.startswith("#"))
+
+
+def snapshot() -> dict:
+    snap = {
+        "nft list ruleset": _out(["nft", "list", "ruleset"]),
+        "iptables-save": _save(["iptables-save"]),
+        "iptables-legacy-save": _save(["iptables-legacy-save"]),
+        "ip -o link": _out(["ip", "-o", "link"]),
+        "ip -o addr": _out(["ip", "-o", "addr"]),
+        "ip route": _out(["ip", "route"]),
+        "ip rule": _out(["ip", "rule"]),
+        "mounts": "\n".join(sorted(ln for ln in Path("/proc/self/mounts").read_text().splitlines()
+                                   if "/run/netns/nfteach-" not in ln)),
+        "cgroups": " ".join(sorted(os.listdir("/sys/fs/cgroup"))) if os.path.isdir("/sys/fs/cgroup") else "",
+    }
+    for key in SYSCTLS:
+        try:
+            snap[key] = Path("/proc/sys", key).read_text()
+        except OSError as e:
+            snap[key] = f"[{e.strerror}]"
+    return snap
+
+
+def changes(before: dict, after: dict) -> list:
+    return [k for k in before if before[k] != after.get(k)]
