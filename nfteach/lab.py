@@ -16,6 +16,7 @@ from .cmdline import ParsedLine, parse_line
 from .model import notes
 from .model.backend import Backend, Job, Output
 from .model.errors import LabError
+from .model.labpath import lab_path
 from .model.results import CommandResult, Transcript
 
 TOOLS_DIR = "/vagrant/tools"
@@ -127,7 +128,9 @@ class Lab:
         return self.script(text)
 
     def write_file(self, path: str, text: str, machine: str = "vm") -> None:
-        """Put a file (a bpftrace or drgn script) on a lab machine."""
+        """Put a file (a bpftrace or drgn script) on a lab machine: ``path`` is absolute,
+        without ``..`` (a one-line LabError otherwise), on every backend."""
+        lab_path(path)
         self.start()
         self.backend.write_file(machine, path, text)
 

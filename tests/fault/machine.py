@@ -28,6 +28,21 @@ def _save(argv) -> str:
     return "\n".join(ln for ln in _out(argv).splitlines() if not ln.startswith("#"))
 
 
+#: file systems a lab command could mount on the machine (tracing, cgroups for ip vrf exec)
+FSTYPES = ("tracefs", "debugfs", "cgroup", "cgroup2", "proc", "sysfs", "bpf")
+
+
+def _mounts() -> str:
+    """The machine's mounts of :data:`FSTYPES` (other helpers' netns and temp mounts vary)."""
+    out = []
+    for ln in Path("/proc/1/mounts").read_text().splitlines():
+        f = ln.split()
+        if len(f) > 2 and f[2] in FSTYPES and (f[1] == "/proc" or f[1].startswith(("/sys", "/run/", "/var/run/"))) \
+                and not f[1].startswith("/run/netns/"):
+            out.append(" ".join(f[:4]))
+    return "\n".join(sorted(out))
+
+
 def snapshot() -> dict:
     snap = {
         "nft list ruleset": _out(["nft", "list", "ruleset"]),
@@ -37,9 +52,11 @@ def snapshot() -> dict:
         "ip -o addr": _out(["ip", "-o", "addr"]),
         "ip route": _out(["ip", "route"]),
         "ip rule": _out(["ip", "rule"]),
-        "mounts": "\n".join(sorted(ln for ln in Path("/proc/self/mounts").read_text().splitlines()
-                                   if "/run/netns/nfteach-" not in ln)),
+        "mounts": _mounts(),
+        # ip vrf exec makes <cgroup2 root>/vrf/NAME and leaves it there
         "cgroups": " ".join(sorted(os.listdir("/sys/fs/cgroup"))) if os.path.isdir("/sys/fs/cgroup") else "",
+        "vrf cgroups": " ".join(str(p) for p in (Path("/sys/fs/cgroup/vrf"), Path("/sys/fs/cgroup/unified/vrf"))
+                                if p.exists()),
     }
     for key in SYSCTLS:
         try:
