@@ -105,12 +105,38 @@ class LiveBackend(Backend):
         self.ns = ns
         _OPEN.add(self)
         try:
+            self.seccomp = os.path.join(self.tmpdir, "seccomp.bpf")
+            why = sandbox.write_seccomp(self.seccomp)
+            if why:
+                raise BackendUnavailable(f"the live backend's sandbox needs a seccomp filter: {why}")
             ns.create()
+            self._check_sandbox()
             self.session = Session(ns.exec_prefix, ns.record_process)
             self.session.start()
         except Exception:
             self.close()
             raise
+
+    def _check_sandbox(self) -> None:
+        """Prove, before the first lab command, that the sandbox holds on this machine:
+        each tool's capabilities exactly, no_new_privs and the seccomp filter on (a bwrap
+        that cannot drop capabilities keeps them all)."""
+        for tool in ("cat", "bpftrace", "nft"):
+            argv = self._full_argv("vm", ["cat", "/proc/self/status"])
+            argv = [a for a in argv if a != str(TRACEFS_EXEC)]
+            boxed = argv[argv.index("bwrap"):]
+            boxed = sandbox.wrap(boxed[boxed.index("--") + 1:], files_dir=self.tmpdir, tool=tool,
+                                 seccomp=self.seccomp)
+            out = run_argv([*self.ns.exec_prefix("vm"), *boxed], timeout=30)
+            fields = dict(ln.split(":", 1) for ln in out.stdout.splitlines() if ":" in ln)
+            want = sandbox.mask(sandbox.caps_for(tool))
+            got = {k: int(fields.get(k, "-1").strip() or "-1", 16) for k in ("CapEff", "CapPrm", "CapAmb")}
+            # no_new_privs: whatever the command executes (setuid, a root exec) gets no more
+            if out.status != 0 or got["CapEff"] != want or got["CapPrm"] != want or got["CapAmb"] & ~want \
+                    or fields.get("NoNewPrivs", "").strip() != "1" or fields.get("Seccomp", "").strip() != "2":
+                raise BackendUnavailable(
+                    f"the live backend's sandbox does not hold here ({tool}: capabilities {got}, "
+                    f"expected {want:#x}, seccomp {fields.get('Seccomp', '?').strip()}; {out.stderr.strip()[:200]})")
 
     def close(self) -> None:
         for job in self.jobs:
@@ -152,7 +178,8 @@ class LiveBackend(Backend):
             # the kernel log as a file the sandbox may read: dmesg runs without
             # CAP_SYSLOG, so it cannot clear the machine's log or change its console
             args[1:1] = ["-F", self._kernel_log()]
-        boxed = sandbox.wrap([*STDBUF, *args], files_dir=self.tmpdir or "", tool=argv[0])
+        boxed = sandbox.wrap([*STDBUF, *args], files_dir=self.tmpdir or "", tool=argv[0],
+                             seccomp=getattr(self, "seccomp", ""))
         if argv[0] in TRACEFS_TOOLS:
             # tracefs mounted in the command's own mount namespace (ip netns exec made
             # one), then bound read-only into the sandbox with the rest of /sys

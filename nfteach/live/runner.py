@@ -17,7 +17,7 @@ import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..model.backend import Job, Output
-from .sandbox import INFO_FD, SandboxInfo
+from .sandbox import INFO_FD, SECCOMP_FD, SandboxInfo
 
 #: the environment every lab command gets: C locale, no inherited surprises
 ENV = {
@@ -35,6 +35,12 @@ def _popen(argv: Sequence[str]) -> subprocess.Popen:
     """Start ``argv``; a sandboxed one (``INFO_FD`` in it) gets ``proc.sandbox``, a SandboxInfo."""
     argv = list(argv)
     info_r = info_w = None
+    extra = []
+    for i, a in enumerate(argv):
+        if a.startswith(SECCOMP_FD):  # bwrap reads the compiled filter from this fd
+            fd = os.open(a[len(SECCOMP_FD):], os.O_RDONLY)
+            extra.append(fd)
+            argv[i] = str(fd)
     if INFO_FD in argv:
         info_r, info_w = os.pipe()
         argv[argv.index(INFO_FD)] = str(info_w)
@@ -47,15 +53,16 @@ def _popen(argv: Sequence[str]) -> subprocess.Popen:
             env=dict(ENV),
             start_new_session=True,
             close_fds=True,
-            pass_fds=(info_w,) if info_w is not None else (),
+            pass_fds=((info_w,) if info_w is not None else ()) + tuple(extra),
         )
     except BaseException:
-        for fd in (info_r, info_w):
+        for fd in (info_r, info_w, *extra):
             if fd is not None:
                 os.close(fd)
         raise
-    if info_w is not None:
-        os.close(info_w)
+    for fd in (info_w, *extra):
+        if fd is not None:
+            os.close(fd)
     proc.sandbox = SandboxInfo(info_r) if info_r is not None else None
     return proc
 
