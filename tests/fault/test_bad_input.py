@@ -160,7 +160,11 @@ def test_drgn_code_cannot_take_the_lab_down(lab, monkeypatch, code):
 
     monkeypatch.setattr(drgn_cli, "TIME_LIMIT", 5.0)
     r = lab.run(f'drgn -e "{code}"')
-    one_line(r)
+    if lab.name == "vm" and "_exit" in code:
+        # vm: drgn is a process of its own on this machine; it ends as the code says
+        assert r.status == 3 and "Traceback" not in r.output, r.output
+    else:
+        one_line(r)
     usable(lab)
     r = lab.run('drgn -e "print(6 * 7)"')
     assert r.output == "42\n", r.output

@@ -286,3 +286,28 @@ def test_waited_job_ends_after_the_command_timeout():
         r = lab.run("wait")
         assert "did not end within 3 s" in r.output, r.output
         assert lab.run("conntrack -L").status == 0
+
+
+def test_bpftrace_capabilities_cannot_remount(lab):
+    """bpftrace holds CAP_SYS_ADMIN (kernel BTF): the seccomp filter still refuses mounts,
+    so even a program it runs (past the --unsafe check) cannot make /usr writable."""
+    require_confinement(lab)
+    target = Path(f"/usr/nfteach-fault-{uuid.uuid4().hex[:6]}")
+    cmd = f"mount -o remount,rw,bind /usr; mount -t tmpfs none /mnt; touch {target}"
+    try:
+        out = raw(lab, ["bpftrace", "--unsafe", "-e", f'BEGIN {{ system("{cmd}"); exit(); }}'])
+        assert not target.exists(), "a program run by bpftrace wrote into /usr"
+        assert "Attaching" in out.text or "system" in out.text, out.text
+    finally:
+        if target.exists():
+            target.unlink()
+
+
+def test_tools_get_only_capabilities_this_process_has(lab):
+    from nfteach.live import sandbox
+
+    have = sandbox._own_caps()
+    for tool in sandbox.CAPS:
+        assert sandbox.mask(sandbox.caps_for(tool)) & ~have == 0, tool
+    status = raw(lab, ["cat", "/proc/self/status"]).stdout
+    assert "NoNewPrivs:\t1" in status and "Seccomp:\t2" in status, status
