@@ -43,6 +43,17 @@ def _mounts() -> str:
     return "\n".join(sorted(out))
 
 
+def why_no_live():
+    """None when live labs can run here, else why not (no root, no ``ip netns``)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    try:
+        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`ip netns` is not available: {e}"
+    return None if p.returncode == 0 else f"`ip netns list` failed: {p.stderr.decode().strip()}"
+
+
 def snapshot() -> dict:
     snap = {
         "nft list ruleset": _out(["nft", "list", "ruleset"]),

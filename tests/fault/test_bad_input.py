@@ -16,24 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from .machine import changes, snapshot
+from .machine import changes, snapshot, why_no_live
 from .vmcache import private_cache, why_no_vm
 
 ROOT = Path(__file__).resolve().parents[2]
 VM_KERNEL = "5.10"
 
 
-def _why_no_live():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    p = subprocess.run(["ip", "netns", "list"], capture_output=True)
-    return None if p.returncode == 0 else "`ip netns` does not work here"
-
-
 BACKENDS = [
     pytest.param("sim", id="sim"),
     pytest.param("live", id="live", marks=[pytest.mark.live, pytest.mark.skipif(
-        _why_no_live() is not None, reason=_why_no_live() or "")]),
+        why_no_live() is not None, reason=why_no_live() or "")]),
     pytest.param("vm", id="vm", marks=[pytest.mark.vm, pytest.mark.skipif(
         why_no_vm(VM_KERNEL) is not None, reason=why_no_vm(VM_KERNEL) or "")]),
 ]

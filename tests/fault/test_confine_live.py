@@ -25,17 +25,7 @@ from . import machine
 pytestmark = pytest.mark.live
 
 
-def _why_skip():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    try:
-        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`ip netns` is not available: {e}"
-    return None if p.returncode == 0 else f"`ip netns list` failed: {p.stderr.decode().strip()}"
-
-
-WHY = _why_skip()
+WHY = machine.why_no_live()
 if WHY:
     pytest.skip(WHY, allow_module_level=True)
 

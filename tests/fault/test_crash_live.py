@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from .machine import why_no_live
+
 pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _why_skip():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    try:
-        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`ip netns` is not available: {e}"
-    return None if p.returncode == 0 else f"`ip netns list` failed: {p.stderr.decode().strip()}"
-
-
-WHY = _why_skip()
+WHY = why_no_live()
 
 # The article, over and over, in a child process; it says its lab id, then keeps going.
 CHILD = textwrap.dedent(
