@@ -267,17 +267,6 @@ def test_kill_int_reaches_bpftrace_in_its_sandbox(lab):
     assert "@drops:" in r.output, r.output  # bpftrace printed its maps: SIGINT reached it
 
 
-def test_waited_job_ends_after_the_command_timeout():
-    from nfteach.lab import Lab
-    from nfteach.live.backend import LiveBackend
-
-    with Lab(LiveBackend(timeout=3)) as lab:
-        assert lab.run("conntrack -E &").status == 0
-        r = lab.run("wait")
-        assert "did not end within 3 s" in r.output, r.output
-        assert lab.run("conntrack -L").status == 0
-
-
 def test_bpftrace_capabilities_cannot_remount(lab):
     """bpftrace holds CAP_SYS_ADMIN (kernel BTF): the seccomp filter still refuses mounts,
     so even a program it runs (past the --unsafe check) cannot make /usr writable."""
