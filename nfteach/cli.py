@@ -20,9 +20,14 @@ def _shell(args) -> int:
         return 2
     if args.script:
         try:
-            text = sys.stdin.read() if args.script == "-" else open(args.script, encoding="utf-8").read()
+            data = sys.stdin.buffer.read() if args.script == "-" else open(args.script, "rb").read()
+            text = data.decode("utf-8")
         except OSError as e:
             print(f"nfteach shell: cannot read {args.script}: {e.strerror}", file=sys.stderr)
+            return 2
+        except UnicodeDecodeError as e:
+            print(f"nfteach: {args.script}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+                  file=sys.stderr)
             return 2
         lines = text.splitlines()
     elif args.command:

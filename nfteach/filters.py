@@ -1,10 +1,57 @@
-"""``grep``, ``head``, ``tail`` and ``wc`` for pipes, in Python, the same on every backend."""
+"""``grep``, ``head``, ``tail`` and ``wc`` for pipes, in Python, the same on every backend.
+
+``grep`` matches with RE2 (``google-re2``), a linear-time engine with POSIX
+leftmost-longest matching like GNU grep's: ``grep -E '(.|.)*XYZ'`` answers at once where
+a backtracking engine would take exponential time. Where RE2 cannot be installed (the
+browser, Pyodide) Python's ``re`` is used.
+"""
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from .model.errors import LabError
+
+try:
+    import re2 as _re2
+except ImportError:  # pragma: no cover - Pyodide has no RE2 wheel
+    _re2 = None
+
+
+class _Matcher:
+    """One grep pattern: ``finditer(line)`` yields the matched substrings (``-w``: whole words only)."""
+
+    def __init__(self, rx: str, ignore: bool, word: bool, shown: str):
+        self.word = word
+        if word:
+            # the match must sit between non-word characters (or the line's ends), as GNU grep -w
+            rx = r"(?:^|[^\w])(" + rx + r")(?:[^\w]|$)"
+        try:
+            if _re2 is not None:
+                opts = _re2.Options()
+                opts.log_errors = False
+                opts.longest_match = True
+                opts.case_sensitive = not ignore
+                self.rx = _re2.compile(rx, opts)
+            else:
+                self.rx = re.compile(rx, re.IGNORECASE if ignore else 0)
+        except Exception as e:  # re.error / re2.error: a one-line refusal
+            why = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+            raise LabError(f"grep: invalid pattern {shown!r}: {why}", token=shown) from None
+
+    def finditer(self, body: str):
+        pos = 0
+        while pos <= len(body):
+            m = self.rx.search(body, pos)
+            if m is None:
+                return
+            start, end = (m.start(1), m.end(1)) if self.word else (m.start(), m.end())
+            yield body[start:end]
+            pos = end if end > start else end + 1
+
+
+def _search(regs: List[_Matcher], body: str) -> Optional[list]:
+    return [t for r in regs for t in r.finditer(body)]
 
 
 def _bre_to_python(pat: str) -> str:
@@ -82,21 +129,16 @@ def grep(argv: List[str], text: str) -> Tuple[str, int]:
             rx = _bre_to_python(p)
         else:
             rx = p
-        if word:
-            rx = r"(?<!\w)(?:" + rx + r")(?!\w)"
-        try:
-            regs.append(re.compile(rx, re.IGNORECASE if ignore else 0))
-        except re.error as e:
-            raise LabError(f"grep: invalid pattern {p!r}: {e}", token=p) from None
+        regs.append(_Matcher(rx, ignore, word, p))
     lines = text.splitlines(keepends=True)
     hits = []
     for line in lines:
         body = line.rstrip("\n")
-        found = [m for r in regs for m in r.finditer(body)]
+        found = _search(regs, body)
         matched = bool(found)
         if matched != invert:
             if only and not invert:
-                hits.extend(m.group(0) + "\n" for m in found if m.group(0))
+                hits.extend(t + "\n" for t in found if t)
             else:
                 hits.append(line if line.endswith("\n") else line + "\n")
     status = 0 if hits else 1

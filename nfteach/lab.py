@@ -16,6 +16,7 @@ from .cmdline import ParsedLine, parse_line
 from .model import notes
 from .model.backend import Backend, Job, Output
 from .model.errors import LabError
+from .model.labpath import lab_path
 from .model.results import CommandResult, Transcript
 
 TOOLS_DIR = "/vagrant/tools"
@@ -99,6 +100,8 @@ class Lab:
             machine = "host" if shown.startswith("@host ") else "vm"
             if shown.startswith("@host "):
                 shown = shown[6:].lstrip()
+            if len(shown) > 200:  # a huge rejected line is not echoed back whole
+                shown = shown[:200] + "..."
             return self._record(CommandResult(machine, shown, f"nfteach: {e}\n", 2))
         if parsed is None:
             return None
@@ -125,7 +128,9 @@ class Lab:
         return self.script(text)
 
     def write_file(self, path: str, text: str, machine: str = "vm") -> None:
-        """Put a file (a bpftrace or drgn script) on a lab machine."""
+        """Put a file (a bpftrace or drgn script) on a lab machine: ``path`` is absolute,
+        without ``..`` (a one-line LabError otherwise), on every backend."""
+        lab_path(path)
         self.start()
         self.backend.write_file(machine, path, text)
 

@@ -8,7 +8,9 @@ A lab is only ever ended when it can be proven to be this user's:
   signalled by that PID.
 * **live**: a stamp ``/run/nfteach/labs/nfteach-*.json`` (see ``nfteach.live.namespaces``)
   whose creator ran as this uid; the processes it recorded (pid *and* start time), the
-  namespaces named after the lab id and its temp dir are removed, nothing else.
+  namespaces named after the lab id and its temp dir are removed, nothing else. A live lab
+  runs as root, and every user of a machine who may start one is root: so a running live
+  lab is this user's only when its stamp also names this user's ``$NFTEACH_CACHE``.
 
 By default only **stale** labs are ended: their notebook (the process that started them)
 is gone, e.g. after *Kernel → Restart*. ``all_mine=True`` (``nfteach reset --all-mine``)
@@ -162,6 +164,9 @@ def _vm(report: Report, runs: Path, uid: int, all_mine: bool, starting_grace: fl
 # -- live ---------------------------------------------------------------------------------
 def _live(report: Report, uid: int, all_mine: bool) -> None:
     from .live import namespaces as ns
+    from .model.cache import owner
+
+    cache = owner()
 
     state = ns.STATE_DIR
     if not state.is_dir():
@@ -179,6 +184,8 @@ def _live(report: Report, uid: int, all_mine: bool) -> None:
     for path, st in stamps:
         running = st.boot == me and st.creator_alive()
         if running:
+            if st.cache != cache:
+                continue  # another owner's lab (another $NFTEACH_CACHE): not ours to judge
             if st.pid == os.getpid() or not all_mine or proc_uid(st.pid) != uid:
                 report.kept.append(f"live lab {st.lab_id} (notebook {st.pid})")
                 continue
@@ -191,16 +198,7 @@ def _live(report: Report, uid: int, all_mine: bool) -> None:
             continue
         if existing is None:
             existing = set(ns.list_netns())
-        ns._kill_recorded(st.procs)
-        for name in st.namespaces:
-            if name.startswith(st.lab_id) and name in existing:
-                ns._ip("netns", "del", name, check=False)
-        if st.tmpdir and Path(st.tmpdir).name.startswith(ns.PREFIX):
-            shutil.rmtree(st.tmpdir, ignore_errors=True)
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        ns.reap_lab(st, path, existing)
         a.done = True
 
 
@@ -224,9 +222,14 @@ def reset(all_mine: bool = False, dry_run: bool = False, runs: Optional[Path] = 
 
 
 def add_subcommands(subparsers) -> None:
-    p = subparsers.add_parser("reset", help="end your stuck or left-over labs (vm guests, live namespaces)")
+    p = subparsers.add_parser(
+        "reset", help="end your stuck or left-over labs (vm guests, live namespaces)",
+        description="End this user's left-over labs: vm guests of run directories in $NFTEACH_CACHE/run "
+                    "(owned by you) whose notebook is gone, and live labs (as root) whose notebook is gone.")
     p.add_argument("--all-mine", action="store_true",
-                   help="also end your labs whose notebook kernel is still running (a stuck lab)")
+                   help="also end your labs whose notebook kernel is still running (a stuck lab): "
+                        "vm guests of your $NFTEACH_CACHE, and live labs started with the same "
+                        "$NFTEACH_CACHE (live labs of other caches on this machine are left alone)")
     p.add_argument("--dry-run", "-n", action="store_true", help="only say what would be ended")
     p.set_defaults(func=run)
 

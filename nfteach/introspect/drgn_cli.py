@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import linecache
+import os
+import select
+import signal
 import sys
+import time
 import traceback
 from typing import Callable, List, Optional, Tuple
 
+#: seconds a ``drgn`` command may run on a synthesized program before it is stopped
+TIME_LIMIT = 60.0
 NO_PROMPT = "nfteach: drgn needs -e CODE or a script here (no interactive prompt)"
 IGNORED_WITH_ARG = ("-s", "--symbols", "--log-level", "-k", "--main-symbols")
 IGNORED = ("--no-default-symbols", "--kernel", "-q", "--quiet")
@@ -143,5 +150,57 @@ def sim_drgn(kernel, ns, argv):
         prog = sim_program(kernel)
     except LayoutError as e:
         return Output.of(stderr=f"nfteach: drgn: {e}\n", status=2)
-    out, err, status = run(prog, list(argv), lambda p: read_lab_file(kernel, p))
+    out, err, status = run_limited(lambda: run(prog, list(argv), lambda p: read_lab_file(kernel, p)))
     return Output.of(stdout=out, stderr=err, status=status)
+
+
+def run_limited(fn: Callable[[], Tuple[str, str, int]], limit: Optional[float] = None) -> Tuple[str, str, int]:
+    """``fn()`` (a drgn run) in a forked child with a time limit: code that loops forever,
+    calls ``os._exit`` or crashes the interpreter ends the child, never the lab.
+    Without ``fork`` (Pyodide) it runs here, as it always did."""
+    limit = TIME_LIMIT if limit is None else limit
+    if not hasattr(os, "fork"):  # pragma: no cover - the browser
+        return fn()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, send the result, leave without any cleanup of the parent's
+        code = 0
+        try:
+            os.close(r)
+            data = json.dumps(fn()).encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks, deadline, timed_out = [], time.monotonic() + limit, False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([r], [], [], left)
+            if ready:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(r)
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
+    _, wstatus = os.waitpid(pid, 0)
+    if timed_out:
+        return "", f"nfteach: drgn did not finish within {limit:g} s and was stopped\n", 124
+    try:
+        out, err, status = json.loads(b"".join(chunks).decode())
+        return out, err, status
+    except ValueError:
+        code = os.waitstatus_to_exitcode(wstatus) if hasattr(os, "waitstatus_to_exitcode") else 1
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        return "", (f"nfteach: drgn: the code ended its own process ({how}) before drgn "
+                    "printed its output; the lab is still usable\n"), (128 - code if code < 0 else code or 1)

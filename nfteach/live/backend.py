@@ -10,12 +10,14 @@ What it does, in order (see ``docs/lab-contract.md``):
 * ``start()`` reaps leftovers of crashed labs (``namespaces.reap_stale``), creates the
   ``vm`` and ``host`` namespaces, and opens the tcp/22 session (``session.Session``).
 * ``run()`` does one synchronous keystroke on the session, then runs the command:
-  the real tool inside the namespace (``ip netns exec NS TOOL ARGS``), the
+  the real tool inside the namespace and a bubblewrap sandbox
+  (``ip netns exec NS bwrap ... -- TOOL ARGS``, see ``sandbox.py``), the
   ``modprobe``/``rmmod`` emulation of a built-in nf_conntrack, or a one-line refusal.
 * ``close()`` stops every process it started (by pid) and deletes the namespaces.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import platform
@@ -24,12 +26,14 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from typing import Dict, List, Optional, Sequence
 
 from ..model import notes
 from ..model.backend import Backend, Output
 from ..model.errors import BackendUnavailable, LabError
-from . import capability, commands
+from ..model.labpath import lab_path
+from . import capability, commands, sandbox
 from .capability import TRACEFS_EXEC
 from .namespaces import PREFIX, LabNamespaces, reap_stale
 from .runner import LiveJob, run_argv
@@ -46,6 +50,17 @@ _BPF_KIND = {"kprobe": "kprobe", "kretprobe": "kprobe", "k": "kprobe", "kr": "kp
              "kfunc": "kfunc", "kretfunc": "kfunc", "fentry": "kfunc", "fexit": "kfunc",
              "f": "kfunc", "fr": "kfunc"}
 _BPF_PROBE = re.compile(r"(?:^|[\s,{};/])(kprobe|kretprobe|kfunc|kretfunc|fentry|fexit|kr|k|fr|f):")
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """A program that forgot close(): its labs are removed when Python exits (a SIGTERM or
+    SIGKILL, which skip this, is the reaper's: ``namespaces.start_reaper``)."""
+    for b in list(_OPEN):
+        b.close()
 
 
 def kernel_profile(release: Optional[str] = None) -> str:
@@ -81,20 +96,47 @@ class LiveBackend(Backend):
     def start(self) -> None:
         if self.ns is not None:
             return
-        problem = capability.why_not_live()
+        problem = capability.why_not_live() or sandbox.available()
         if problem:
             raise BackendUnavailable(problem)
         reap_stale()
         self.tmpdir = tempfile.mkdtemp(prefix=PREFIX)
         ns = LabNamespaces(tmpdir=self.tmpdir)
         self.ns = ns
+        _OPEN.add(self)
         try:
+            self.seccomp = os.path.join(self.tmpdir, "seccomp.bpf")
+            why = sandbox.write_seccomp(self.seccomp)
+            if why:
+                raise BackendUnavailable(f"the live backend's sandbox needs a seccomp filter: {why}")
             ns.create()
+            self._check_sandbox()
             self.session = Session(ns.exec_prefix, ns.record_process)
             self.session.start()
         except Exception:
             self.close()
             raise
+
+    def _check_sandbox(self) -> None:
+        """Prove, before the first lab command, that the sandbox holds on this machine:
+        each tool's capabilities exactly, no_new_privs and the seccomp filter on (a bwrap
+        that cannot drop capabilities keeps them all)."""
+        for tool in ("cat", "bpftrace", "nft"):
+            argv = self._full_argv("vm", ["cat", "/proc/self/status"])
+            argv = [a for a in argv if a != str(TRACEFS_EXEC)]
+            boxed = argv[argv.index("bwrap"):]
+            boxed = sandbox.wrap(boxed[boxed.index("--") + 1:], files_dir=self.tmpdir, tool=tool,
+                                 seccomp=self.seccomp)
+            out = run_argv([*self.ns.exec_prefix("vm"), *boxed], timeout=30)
+            fields = dict(ln.split(":", 1) for ln in out.stdout.splitlines() if ":" in ln)
+            want = sandbox.mask(sandbox.caps_for(tool))
+            got = {k: int(fields.get(k, "-1").strip() or "-1", 16) for k in ("CapEff", "CapPrm", "CapAmb")}
+            # no_new_privs: whatever the command executes (setuid, a root exec) gets no more
+            if out.status != 0 or got["CapEff"] != want or got["CapPrm"] != want or got["CapAmb"] & ~want \
+                    or fields.get("NoNewPrivs", "").strip() != "1" or fields.get("Seccomp", "").strip() != "2":
+                raise BackendUnavailable(
+                    f"the live backend's sandbox does not hold here ({tool}: capabilities {got}, "
+                    f"expected {want:#x}, seccomp {fields.get('Seccomp', '?').strip()}; {out.stderr.strip()[:200]})")
 
     def close(self) -> None:
         for job in self.jobs:
@@ -127,13 +169,31 @@ class LiveBackend(Backend):
         return machine
 
     def _full_argv(self, machine: str, argv: Sequence[str]) -> List[str]:
+        """``ip netns exec NS [tracefs] bwrap ... -- stdbuf -oL TOOL ARGS``: the lab's
+        files by their lab paths, everything else confined by the sandbox."""
         # stdbuf -oL: line-buffered stdout, so stdout and stderr interleave as on a
         # terminal (conntrack -L prints its entries, then the summary on stderr)
-        mapped = [*STDBUF, *(self.files.get(a, a) for a in argv)]
+        args = [self.files.get(a, a) for a in argv]
+        if argv[0] == "dmesg":
+            # the kernel log as a file the sandbox may read: dmesg runs without
+            # CAP_SYSLOG, so it cannot clear the machine's log or change its console
+            args[1:1] = ["-F", self._kernel_log()]
+        boxed = sandbox.wrap([*STDBUF, *args], files_dir=self.tmpdir or "", tool=argv[0],
+                             seccomp=getattr(self, "seccomp", ""))
         if argv[0] in TRACEFS_TOOLS:
-            # tracefs mounted in the command's own mount namespace (ip netns exec made one)
-            return [*self.ns.exec_prefix(machine), sys.executable, "-I", str(TRACEFS_EXEC), *mapped]
-        return [*self.ns.exec_prefix(machine), *mapped]
+            # tracefs mounted in the command's own mount namespace (ip netns exec made
+            # one), then bound read-only into the sandbox with the rest of /sys
+            return [*self.ns.exec_prefix(machine), sys.executable, "-I", str(TRACEFS_EXEC), *boxed]
+        return [*self.ns.exec_prefix(machine), *boxed]
+
+    def _kernel_log(self) -> str:
+        """The machine's kernel log, read by the lab (``dmesg -r``, fixed arguments) into
+        the lab's files directory, for the learner's ``dmesg`` to read with ``-F``."""
+        path = os.path.join(self.tmpdir, "kernel.log")
+        out = run_argv(["dmesg", "-r"], timeout=30)
+        with open(path, "w") as f:
+            f.write(out.stdout)
+        return path
 
     def keystroke(self) -> bool:
         return bool(self.session and self.session.keystroke())
@@ -174,7 +234,8 @@ class LiveBackend(Backend):
         if refusal:
             raise BackendUnavailable(refusal, token="bpftrace")
         self.keystroke()
-        job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process)
+        job = LiveJob(machine, argv, self._full_argv(machine, argv), on_exit=self.ns.forget_process,
+                      timeout=self.timeout)
         self.ns.record_process(job.pid)
         self.jobs.append(job)
         if argv[0] == "bpftrace" and job.wait_for("Attaching", timeout=30):
@@ -186,8 +247,7 @@ class LiveBackend(Backend):
     def write_file(self, machine: str, path: str, text: str) -> None:
         self.start()
         self._machine(machine)
-        if not path.startswith("/") or ".." in path.split("/"):
-            raise LabError(f"write_file: give an absolute path without '..', not {path!r}", token=path)
+        lab_path(path)
         base = os.path.basename(path) or "file"
         local = os.path.join(self.tmpdir, f"{len(self.files)}-{base}")
         with open(local, "w") as f:
@@ -256,11 +316,9 @@ class LiveBackend(Backend):
         for i, a in enumerate(argv[1:], 1):
             if argv[i - 1] == "-e":
                 texts.append(a)
-            elif a in self.files:
-                with open(self.files[a]) as f:
+            elif a in self.files:  # only the lab's files: the sandbox sees no others
+                with open(self.files[a], errors="replace") as f:
                     texts.append(f.read())
-            elif a.endswith(".bt") and os.path.isfile(a):
-                texts.append(open(a).read())
         kinds = set()
         for t in texts:
             for m in _BPF_PROBE.finditer(t):

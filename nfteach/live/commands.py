@@ -1,7 +1,9 @@
 """Which lab commands the live backend runs, and how: real tool, emulation, or an honest refusal.
 
-Every tool gets an argument list; a few arguments are refused because they would reach
-outside the lab (the machine's root namespace, other processes) or run other programs:
+The wall between a lab command and the machine is the sandbox every command runs in
+(``sandbox.py``): these checks are not it. They only turn what the sandbox would make
+fail in a puzzling way into a one-line explanation. Options are matched as the tools'
+getopt matches them (``--unsaf`` is ``--unsafe``, ``-qc`` contains ``-c``):
 
 * ``ip``: anything naming ``netns`` (``ip netns exec``, ``ip link set X netns 1``,
   ``-n``/``-netns``) and ``-b``/``-batch``;
@@ -41,8 +43,33 @@ def _refuse(msg: str, token: str) -> None:
     raise UnsupportedCommand(msg, token=token)
 
 
+def long_option(a: str, names: Sequence[str]) -> bool:
+    """Does ``a`` name one of the long options ``names``, as getopt_long reads it
+    (any unambiguous prefix, ``=VALUE`` attached)?"""
+    if not a.startswith("--") or a == "--":
+        return False
+    opt = a[2:].split("=", 1)[0]
+    return bool(opt) and any(n.startswith(opt) for n in names)
+
+
+def short_options(a: str, with_arg: str = "") -> str:
+    """The short option letters of a cluster like ``-qc``, up to the first one that takes
+    an argument (``with_arg``), whose argument the rest of the cluster is."""
+    if not a.startswith("-") or a.startswith("--") or len(a) < 2:
+        return ""
+    out = ""
+    for ch in a[1:]:
+        out += ch
+        if ch in with_arg:
+            break
+    return out
+
+
 def check_ip(argv: Sequence[str]) -> None:
     out = "is not available in the lab (it would leave the lab's namespaces)"
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if len(words) >= 2 and "vrf".startswith(words[0]) and "exec".startswith(words[1]):
+        _refuse(f"ip: {words[0]!r} {words[1]!r} is not available in the lab (it runs programs)", words[1])
     obj_seen = False
     for a in argv[1:]:
         if "netns" in a.lower():
@@ -68,15 +95,27 @@ def check_iptables(argv: Sequence[str]) -> None:
             _refuse(f"{argv[0]}: {a!r} is not available in the lab (it runs a program)", a)
 
 
+#: bpftrace options that take an argument (bpftrace 0.17 getopt string "dbB:f:e:hlp:vqc:Vo:I:k")
+_BPFTRACE_ARG = "BfepcoI"
+
+
 def check_bpftrace(argv: Sequence[str]) -> None:
-    for a in argv[1:]:
-        if a == "--unsafe" or a == "-c" or (a.startswith("-c") and not a.startswith("--")):
+    args = argv[1:]
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if long_option(a, ("unsafe",)) or "c" in short_options(a, _BPFTRACE_ARG):
             _refuse(f"bpftrace: {a!r} is not available in the lab (it runs programs)", a)
+        letters = short_options(a, _BPFTRACE_ARG)
+        if letters and letters[-1] in _BPFTRACE_ARG and a.endswith(letters[-1]):
+            skip = True  # the next argument is that option's value (a program text, a file)
 
 
 def check_sysctl(argv: Sequence[str]) -> None:
     for a in argv[1:]:
-        if a in ("-p", "--load", "--system", "-f") or a.startswith("--load=") or a.startswith("-p"):
+        if long_option(a, ("load", "system")) or set(short_options(a, "pf")) & set("pf"):
             _refuse(f"sysctl: {a!r} (loading settings from files) is not available in the lab", a)
         if not a.startswith("-") and "=" in a:
             key = a.split("=", 1)[0].replace("/", ".").strip()
@@ -97,14 +136,22 @@ def check_cat(argv: Sequence[str]) -> None:
 
 def check_dmesg(argv: Sequence[str]) -> None:
     for a in argv[1:]:
-        if a in ("-C", "-c", "-D", "-E", "-n") or a.startswith(("--clear", "--read-clear", "--console")) or (
-            a.startswith("-") and not a.startswith("--") and any(ch in a[1:] for ch in "cCDEn")
+        if long_option(a, ("clear", "read-clear", "console-off", "console-on", "console-level")) or (
+            set(short_options(a, "FfklnsS")) & set("cCDEn")
         ):
             _refuse(f"dmesg: {a!r} changes the machine's kernel log or console; "
                     "the lab only reads it", a)
 
 
+def check_modprobe(argv: Sequence[str]) -> None:
+    for a in argv[1:]:
+        if long_option(a, ("config", "dirname")) or set(short_options(a, "CdSo")) & set("Cd"):
+            _refuse(f"modprobe: {a!r} (configuration and module files of your choice) "
+                    "is not available in the lab", a)
+
+
 CHECKS = {
+    "modprobe": check_modprobe,
     "dmesg": check_dmesg,
     "ip": check_ip,
     "iptables": check_iptables,

@@ -16,6 +16,12 @@ later lab start reaps a stamp only when all of these hold:
 and then removes exactly what the stamp lists: the processes it recorded (each one checked
 by pid *and* start time, signalled by pid), the namespaces it recorded, its temp dir.
 A namespace named ``nfteach-*`` without a stamp is never touched: it cannot be proven ours.
+
+A lab does not wait for the next lab to clean up after it: each lab starts a **reaper**
+(``helpers/reaper.py``), a process of its own session that reads a pipe from the lab.
+When the lab's process ends in any way (``close()`` forgotten, SIGTERM, SIGKILL) the pipe
+reaches EOF and the reaper removes what the stamp lists (:func:`reap_lab`). The stamp also
+records the lab's owner, its ``$NFTEACH_CACHE`` (``nfteach reset --all-mine``).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ..model.cache import owner
 from ..model.notes import LAB
 from ..procs import proc_starttime
 
@@ -79,6 +86,8 @@ class LabStamp:
     #: processes the lab started: pid -> start time
     procs: Dict[str, Optional[int]] = field(default_factory=dict)
     created: float = 0.0
+    #: the creator's $NFTEACH_CACHE (absolute): whose lab this is (``nfteach reset --all-mine``)
+    cache: str = ""
 
     @property
     def path(self) -> Path:
@@ -127,18 +136,41 @@ def reap_stale() -> List[str]:
         if stamp.boot == me and stamp.creator_alive():
             continue  # a lab that is running right now
         log.info("reaping lab %s left by pid %s", stamp.lab_id, stamp.pid)
-        _kill_recorded(stamp.procs)
-        for ns in stamp.namespaces:
-            if ns.startswith(stamp.lab_id) and ns in existing:
-                _ip("netns", "del", ns, check=False)
-        if stamp.tmpdir and Path(stamp.tmpdir).name.startswith(PREFIX):
-            shutil.rmtree(stamp.tmpdir, ignore_errors=True)
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        reap_lab(stamp, path, existing)
         reaped.append(stamp.lab_id)
     return reaped
+
+
+def reap_lab(stamp: LabStamp, path: Optional[Path] = None, existing: Optional[set] = None) -> None:
+    """Remove exactly what ``stamp`` lists: its recorded processes (pid and start time),
+    its namespaces (named after its lab id), its temp dir, then the stamp itself."""
+    _kill_recorded(stamp.procs)
+    if existing is None:
+        existing = set(list_netns())
+    for ns in stamp.namespaces:
+        if ns.startswith(stamp.lab_id) and ns in existing:
+            _ip("netns", "del", ns, check=False)
+    if stamp.tmpdir and Path(stamp.tmpdir).name.startswith(PREFIX):
+        shutil.rmtree(stamp.tmpdir, ignore_errors=True)
+    try:
+        (path or stamp.path).unlink()
+    except OSError:
+        pass
+
+
+REAPER = Path(__file__).resolve().parent / "helpers" / "reaper.py"
+
+
+def start_reaper(stamp_path: Path) -> subprocess.Popen:
+    """The reaper of one lab: it waits for EOF on its stdin (this process gone), then reaps."""
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[2])
+    return subprocess.Popen(
+        [sys.executable, "-I", str(REAPER), package_root, str(stamp_path), str(os.getpid())],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
 
 
 class LabNamespaces:
@@ -155,8 +187,10 @@ class LabNamespaces:
             namespaces=list(self.names.values()),
             tmpdir=tmpdir,
             created=time.time(),
+            cache=owner(),
         )
         self.created = False
+        self.reaper: Optional[subprocess.Popen] = None
 
     def ns(self, machine: str) -> str:
         return self.names[machine]
@@ -172,6 +206,7 @@ class LabNamespaces:
     def create(self) -> None:
         self.stamp.save()  # the stamp exists before anything it describes
         self.created = True
+        self.reaper = start_reaper(self.stamp.path)
         vm, host = self.names["vm"], self.names["host"]
         for ns in (vm, host):
             _ip("netns", "add", ns)
@@ -211,3 +246,10 @@ class LabNamespaces:
         except OSError:
             pass
         self.created = False
+        if self.reaper is not None:  # EOF: it finds no stamp, and ends
+            try:
+                self.reaper.stdin.close()
+                self.reaper.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self.reaper = None

@@ -1,8 +1,9 @@
 """Running real tools as argument lists, capturing stdout and stderr in the order printed.
 
 Nothing here ever uses a shell: every process is started from a list, usually
-``ip netns exec NS TOOL ARGS...`` (``ip netns exec`` execs the tool, so the pid we hold is
-the tool's own pid and a signal sent to it reaches the tool).
+``ip netns exec NS bwrap ... -- TOOL ARGS...`` (see ``sandbox.py``). The pid we hold is
+bwrap's; a signal for the tool (``kill -INT %1``) goes to the tool's own pid, which bwrap
+reports on its info pipe; stopping a command for good kills bwrap, and with it the sandbox.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..model.backend import Job, Output
+from .sandbox import INFO_FD, SECCOMP_FD, SandboxInfo
 
 #: the environment every lab command gets: C locale, no inherited surprises
 ENV = {
@@ -30,15 +32,54 @@ DEFAULT_TIMEOUT = 120.0
 
 
 def _popen(argv: Sequence[str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(ENV),
-        start_new_session=True,
-        close_fds=True,
-    )
+    """Start ``argv``; a sandboxed one (``INFO_FD`` in it) gets ``proc.sandbox``, a SandboxInfo."""
+    argv = list(argv)
+    info_r = info_w = None
+    extra = []
+    for i, a in enumerate(argv):
+        if a.startswith(SECCOMP_FD):  # bwrap reads the compiled filter from this fd
+            fd = os.open(a[len(SECCOMP_FD):], os.O_RDONLY)
+            extra.append(fd)
+            argv[i] = str(fd)
+    if INFO_FD in argv:
+        info_r, info_w = os.pipe()
+        argv[argv.index(INFO_FD)] = str(info_w)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(ENV),
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=((info_w,) if info_w is not None else ()) + tuple(extra),
+        )
+    except BaseException:
+        for fd in (info_r, info_w, *extra):
+            if fd is not None:
+                os.close(fd)
+        raise
+    for fd in (info_w, *extra):
+        if fd is not None:
+            os.close(fd)
+    proc.sandbox = SandboxInfo(info_r) if info_r is not None else None
+    return proc
+
+
+def signal_tool(proc: subprocess.Popen, signum: int) -> None:
+    """Send ``signum`` to the tool (inside its sandbox, when it has one), by pid."""
+    if proc.poll() is not None:
+        return
+    box = getattr(proc, "sandbox", None)
+    target = box.tool_pid() if box is not None else proc.pid
+    try:
+        if target is not None:
+            os.kill(target, signum)
+        elif signum == signal.SIGKILL:
+            proc.kill()
+    except ProcessLookupError:
+        pass
 
 
 def _collect(proc: subprocess.Popen, chunks: List[Tuple[str, str]], deadline: Optional[float]) -> bool:
@@ -80,7 +121,11 @@ def _finish(proc: subprocess.Popen) -> int:
             f.close()
         except OSError:
             pass
-    return proc.wait()
+    status = proc.wait()
+    box = getattr(proc, "sandbox", None)
+    if box is not None:
+        box.close()
+    return status
 
 
 def run_argv(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, name: str = "") -> Output:
@@ -102,12 +147,16 @@ def run_argv(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, name: str = 
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL — to this one pid only."""
+    """SIGINT, then SIGTERM to the tool; then SIGKILL to the pid we started (bwrap: the
+    whole sandbox dies with it)."""
     for sig, wait in ((signal.SIGINT, 2), (signal.SIGTERM, 2), (signal.SIGKILL, 5)):
         if proc.poll() is not None:
             return
         try:
-            proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                proc.kill()
+            else:
+                signal_tool(proc, sig)
         except ProcessLookupError:
             return
         try:
@@ -121,8 +170,9 @@ class LiveJob(Job):
     """A tool running in the background in a lab namespace (``CMD &``)."""
 
     def __init__(self, machine: str, argv: Sequence[str], full_argv: Sequence[str],
-                 on_exit: Optional[Callable[[int], None]] = None):
+                 on_exit: Optional[Callable[[int], None]] = None, timeout: float = DEFAULT_TIMEOUT):
         self.machine = machine
+        self.timeout = timeout
         self.argv = list(argv)
         self._chunks: List[Tuple[str, str]] = []
         self._proc = _popen(full_argv)
@@ -140,18 +190,19 @@ class LiveJob(Job):
             self._on_exit(self.pid)
 
     def signal(self, signum: int) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._proc.send_signal(signum)
-            except ProcessLookupError:
-                pass
+        signal_tool(self._proc, signum)
 
     def wait(self, timeout: float | None = None) -> Output:
-        self._thread.join(timeout)
+        """The job's output once it ended; a job still running after ``timeout`` (default:
+        the backend's command limit, as on vm) is stopped, and the output says so."""
+        limit = self.timeout if timeout is None else timeout
+        self._thread.join(limit)
+        chunks = []
         if self._thread.is_alive():
             _stop(self._proc)
             self._thread.join(10)
-        return Output(tuple(self._chunks), self._status if self._status is not None else 124)
+            chunks = [("err", f"nfteach: {self.argv[0]} did not end within {limit:g} s and was stopped\n")]
+        return Output(tuple(self._chunks) + tuple(chunks), self._status if self._status is not None else 124)
 
     def done(self) -> bool:
         return not self._thread.is_alive()

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..model.backend import Backend, Job, Output
 from ..model.errors import BackendUnavailable, LabError
+from ..model.labpath import inside, lab_path
 from ..model.profile import DEFAULT_KERNEL
 from . import fetch
 from .console import Console, ConsoleClosed
@@ -269,6 +270,7 @@ class VmBackend(Backend):
         return j
 
     def write_file(self, machine: str, path: str, text: str) -> None:
+        lab_path(path)  # absolute, no '..': it is mapped into the run directory on this machine
         self._ensure()
         data = base64.b64encode(text.encode()).decode()
         mode = 0o755 if text.startswith("#!") else 0o644
@@ -333,20 +335,45 @@ class VmBackend(Backend):
             except Exception as e:  # noqa: BLE001 - one line, never a traceback
                 return Output.of(stderr=f"nfteach: list-nf-hooks: {type(e).__name__}: {e}\n", status=1)
         # drgn [ARGS]: the drgn CLI on this machine, attached to the guest
-        args = []
-        for a in argv[1:]:
-            args.append(self._host_copy(a) if a in self._files else a)
+        args, refusal = self._drgn_args(argv)
+        if refusal:
+            return Output.of(stderr=f"nfteach: drgn: {refusal}\n", status=2)
         cmd = [sys.executable, "-m", "drgn", "--qemu", str(self.qemu.free_qmp()), "--no-default-symbols"]
         for f in files:
             cmd += ["-s", str(f)]
         if not args:
             return Output.of(stderr="nfteach: drgn needs -e CODE or a script here (no interactive prompt)\n", status=2)
-        p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=self.command_timeout,
-                           stdin=subprocess.DEVNULL)
+        try:
+            p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=self.command_timeout,
+                               stdin=subprocess.DEVNULL, errors="replace")
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it
+            return Output.of(stderr=f"nfteach: drgn did not finish within {self.command_timeout:g} s "
+                                    "and was stopped\n", status=124)
         return Output.of(stdout=p.stdout, stderr=p.stderr, status=p.returncode)
 
+    def _drgn_args(self, argv: List[str]):
+        """(arguments for drgn on this machine, refusal): ``-q``, ``-e CODE [ARGS]`` or a
+        script the lab wrote (``Lab.write_file``) and its arguments; drgn reads no other
+        file of this machine, and attaches to nothing but the guest."""
+        args: List[str] = []
+        rest = list(argv[1:])
+        while rest:
+            a = rest.pop(0)
+            if a in ("-q", "--quiet"):
+                args.append(a)
+            elif a == "-e":
+                return args + [a, *rest], None
+            elif a.startswith("-"):
+                return [], (f"option {a!r} is not available in the lab "
+                            "(supported: -q, -e CODE, a script written with lab.write_file)")
+            elif a in self._files:
+                return args + [self._host_copy(a), *rest], None
+            else:
+                return [], f"{a!r} is not a file of the lab (write it with lab.write_file first)"
+        return args, None
+
     def _host_copy(self, path: str) -> str:
-        dest = self.qemu.run_dir / "files" / path.lstrip("/")
+        dest = inside(self.qemu.run_dir / "files", path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(self._files[path])
         return str(dest)

@@ -80,7 +80,9 @@ NETFILTER_KO = re.compile(
 
 def cache_dir() -> Path:
     """This user's writable cache: ``$NFTEACH_CACHE``, default ``~/.cache/nfteach``."""
-    return Path(os.environ.get("NFTEACH_CACHE") or Path.home() / ".cache" / "nfteach")
+    from ..model.cache import cache_dir as home
+
+    return home()
 
 
 def shared_cache_dir() -> Optional[Path]:

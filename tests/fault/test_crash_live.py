@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from .machine import why_no_live
+
 pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _why_skip():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    try:
-        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`ip netns` is not available: {e}"
-    return None if p.returncode == 0 else f"`ip netns list` failed: {p.stderr.decode().strip()}"
-
-
-WHY = _why_skip()
+WHY = why_no_live()
 
 # The article, over and over, in a child process; it says its lab id, then keeps going.
 CHILD = textwrap.dedent(
@@ -88,3 +80,63 @@ def test_sigkill_mid_scenario_then_start_reaps_only_its_own():
         child.stdout.close()
         subprocess.run(["ip", "netns", "del", decoy], capture_output=True)
     assert decoy not in list_netns()
+
+
+# A lab that ends without close(): SIGTERM, os._exit (no atexit), or plain exit (atexit).
+ENDS = {
+    "sigterm": "import time; time.sleep(600)",
+    "os._exit": "import os; os._exit(0)",
+    "exit without close()": "pass",
+}
+CHILD_END = textwrap.dedent(
+    """
+    import sys
+    from nfteach.lab import Lab
+    from nfteach.live.backend import LiveBackend
+    lab = Lab(LiveBackend()).start()
+    lab.run("@host nc -l 5555 &")
+    lab.run("conntrack -E &")
+    print(lab.backend.ns.lab_id, lab.backend.tmpdir, flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+@pytest.mark.skipif(WHY is not None, reason=WHY or "")
+@pytest.mark.parametrize("end", list(ENDS))
+def test_lab_removes_itself_when_its_process_ends(end):
+    """No later lab start needed: the lab's reaper (or atexit) removes everything."""
+    from nfteach.live.namespaces import STATE_DIR, LabStamp, alive, list_netns
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
+    child = subprocess.Popen([sys.executable, "-c", CHILD_END + ENDS[end]], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        lab_id, tmpdir = child.stdout.readline().split()
+        stamp = LabStamp.load(STATE_DIR / f"{lab_id}.json")
+        assert stamp is not None and len(stamp.procs) >= 4, stamp  # server, client, two jobs
+        if end == "sigterm":
+            child.stdin.write("\n")
+            child.stdin.flush()
+            time.sleep(0.5)
+            child.send_signal(signal.SIGTERM)
+        else:
+            child.stdin.write("\n")
+            child.stdin.flush()
+        child.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            (STATE_DIR / f"{lab_id}.json").exists() or any(n.startswith(lab_id) for n in list_netns())
+        ):
+            time.sleep(0.2)
+        assert not [n for n in list_netns() if n.startswith(lab_id)], f"{end}: namespaces left"
+        assert not (STATE_DIR / f"{lab_id}.json").exists(), f"{end}: stamp left"
+        assert not Path(tmpdir).exists(), f"{end}: temp dir left"
+        for spid, st in stamp.procs.items():
+            assert not alive(int(spid), st), f"{end}: process {spid} survived"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+        child.stdin.close()

@@ -134,8 +134,10 @@ def test_live_stamps(tmp_path, monkeypatch, dead_pid, live_owner):
     tmpdir = tmp_path / "nfteach-tmp-1"
     tmpdir.mkdir()
     stale = ns.LabStamp("nfteach-1-aa", dead_pid, None, ns.boot_id(), ["nfteach-1-aa-vm"], str(tmpdir))
+    from nfteach.model.cache import owner
+
     running = ns.LabStamp("nfteach-2-bb", live_owner, ns.proc_starttime(live_owner), ns.boot_id(),
-                          ["nfteach-2-bb-vm", "nfteach-2-bb-host"])
+                          ["nfteach-2-bb-vm", "nfteach-2-bb-host"], cache=owner())  # this cache's lab
     stale.save()
     running.save()
     rep = R.reset(runs=tmp_path / "run", live=True)
