@@ -12,7 +12,8 @@ What is derived, and from where (all from the cached Debian packages of
 * ``[kmod.NAME]`` for every module the simulator models (``nfteach.sim.modules``):
   ``path`` under ``/lib/modules/<release>/`` and ``deps``, the direct dependencies
   (``modinfo -F depends`` of the ``.ko``) in the order ``modules.dep`` lists them;
-  ``size``: what ``lsmod`` prints on the booted guest after ``modprobe`` (*guest*).
+  ``size``: what ``lsmod`` prints on the booted guest after ``modprobe`` (*guest*);
+  ``modinfo``: the fields ``modinfo NAME`` prints there, in order (*guest*).
 * ``[trace.modules]``: module of every modelled function that exists out of line
   (``nm`` of the ``-dbg`` ``.ko`` files; vmlinux functions have none).
 * ``[trace.symbols]``: a modelled function the compiler only emitted as a clone
@@ -25,12 +26,17 @@ What is derived, and from where (all from the cached Debian packages of
 * ``[tools]``: ``conntrack``, ``iptables``, ``nft`` versions and nft's codename, and which
   variant ``iptables`` is (``iptables_default``), from the tools' ``--version`` on the guest
   (*guest*; the guest's Debian userland).
+* ``[trace.inlined]``: modelled function -> the modelled functions DWARF shows it inlined
+  into (``readelf --debug-dump=info`` of the modules holding modelled functions; vmlinux's
+  DWARF is not read). ``[trace.hidden]`` stays hand-written (it also names static inlines and
+  calls the model makes that the kernel does not show); the test checks it against this.
 * ``[layout]``: struct layouts, enums, typedefs, types of globals and symbols for drgn,
   from the DWARF of the ``-dbg`` vmlinux and ``.ko`` (``nfteach.introspect.layouts``).
 * ``[derived]``: which tool wrote the file, from which packages, which fields.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -184,6 +190,58 @@ def kstack_facts(where: Dict[str, tuple]) -> Tuple[Dict[str, int], Dict[str, Lis
     return unique, sites
 
 
+_DIE = re.compile(r"^\s*<(?P<depth>\d+)><(?P<off>[0-9a-f]+)>: Abbrev Number: \d+ \((?P<tag>DW_TAG_\w+)\)")
+_ATTR = re.compile(r"^\s*<[0-9a-f]+>\s+(?P<at>DW_AT_(?:name|abstract_origin|specification))\s*:\s*(?P<val>.*)$")
+
+
+def inlined_in(files: List[Path], functions: List[str]) -> Dict[str, List[str]]:
+    """Modelled function -> the modelled functions it is inlined into (DWARF
+    ``DW_TAG_inlined_subroutine`` under each out-of-line ``DW_TAG_subprogram``), read with
+    ``readelf --debug-dump=info`` from ``files`` (the -dbg modules that hold the functions)."""
+    want = set(functions)
+    out: Dict[str, set] = {}
+    for f in files:
+        text = subprocess.run(["readelf", "--debug-dump=info", str(f)], capture_output=True, text=True).stdout
+        dies: Dict[int, list] = {}  # offset -> [tag, name, ref]
+        inl: List[Tuple[int, int]] = []  # (inlined DIE, enclosing subprogram DIE)
+        stack: List[Tuple[int, str, int]] = []  # (depth, tag, offset)
+        cur = None
+        for line in text.splitlines():
+            m = _DIE.match(line)
+            if m:
+                depth, off, tag = int(m["depth"]), int(m["off"], 16), m["tag"]
+                while stack and stack[-1][0] >= depth:
+                    stack.pop()
+                cur = dies[off] = [tag, None, None]
+                if tag == "DW_TAG_inlined_subroutine":
+                    sub = next((o for _d, t, o in reversed(stack) if t == "DW_TAG_subprogram"), None)
+                    if sub is not None:
+                        inl.append((off, sub))
+                stack.append((depth, tag, off))
+                continue
+            a = _ATTR.match(line)
+            if a and cur is not None:
+                if a["at"] == "DW_AT_name":
+                    cur[1] = a["val"].rsplit(": ", 1)[-1].strip()
+                else:
+                    r = re.search(r"<0x([0-9a-f]+)>", a["val"])
+                    cur[2] = int(r.group(1), 16) if r else None
+
+        for i, sub in inl:
+            callee, caller = _die_name(dies, i), _die_name(dies, sub)
+            if callee in want and caller in want and callee != caller:
+                out.setdefault(callee, set()).add(caller)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def _die_name(dies: Dict[int, list], off: Optional[int], hops: int = 0) -> Optional[str]:
+    """A DIE's name, following abstract_origin/specification."""
+    d = dies.get(off) if off is not None else None
+    if d is None or hops > 4:
+        return None
+    return d[1] or _die_name(dies, d[2], hops + 1)
+
+
 # -- the guest ------------------------------------------------------------------------
 def guest_facts(kernel: str, modules: List[str]) -> dict:
     """lsmod sizes of ``modules`` and tool versions, from a booted guest."""
@@ -204,7 +262,22 @@ def guest_facts(kernel: str, modules: List[str]) -> dict:
             p = line.split()
             if len(p) >= 2 and p[0] in modules and p[1].isdigit():
                 sizes[p[0]] = int(p[1])
-    return {"sizes": sizes, "tools": tools}
+        info = {name: parse_modinfo(lab.run(f"modinfo {name}").output) for name in modules}
+    return {"sizes": sizes, "tools": tools, "modinfo": info}
+
+
+def parse_modinfo(text: str) -> List[List[str]]:
+    """``modinfo`` output as [field, value] rows in its order, without ``filename`` (the
+    simulator writes that from the path); a continuation line (tab) stays in its value."""
+    rows: List[List[str]] = []
+    for line in text.splitlines():
+        if line.startswith("\t") and rows:
+            rows[-1][1] += "\n" + line
+            continue
+        field, sep, value = line.partition(":")
+        if sep and field and " " not in field:
+            rows.append([field, value.lstrip(" ")])
+    return [r for r in rows if r[0] != "filename"]
 
 
 # -- all of it ------------------------------------------------------------------------
@@ -228,18 +301,24 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
     progress(f"derive {kernel}: nm of {len(list(debug.glob('*.ko'))) + 1} debug files ({time.monotonic() - t0:.1f} s)")
     offsets, _sites = kstack_facts(where)
     progress(f"derive {kernel}: call sites ({time.monotonic() - t0:.1f} s)")
+    inlined = inlined_in(sorted({debug / f"{m}.ko" for m in modules.values()}), funcs)
+    progress(f"derive {kernel}: DWARF inlining ({time.monotonic() - t0:.1f} s)")
     lay = layouts.from_dwarf([str(debug / "vmlinux"), str(debug / "nf_conntrack.ko")])
     lay["symbols"] = layouts.symbols_from_debug(str(debug), layouts.hook_function_names(prof))
     progress(f"derive {kernel}: DWARF layouts ({time.monotonic() - t0:.1f} s)")
     tools: Dict[str, str] = {}
     fields = ["uname_r", "kmod.*.path", "kmod.*.deps", "trace.modules", "trace.symbols (clones)",
-              "trace.kstack.offsets (unique call sites)", "layout"]
+              "trace.kstack.offsets (unique call sites)",
+              "trace.inlined", "layout"]
     if guest:
         g = guest_facts(kernel, list(kmod))
         for name, size in g["sizes"].items():
             kmod[name]["size"] = size
+        for name, rows in g["modinfo"].items():
+            if rows:
+                kmod[name]["modinfo"] = rows
         tools = g["tools"]
-        fields[1:1] = ["kmod.*.size (guest lsmod)"]
+        fields[1:1] = ["kmod.*.size (guest lsmod)", "kmod.*.modinfo (guest modinfo)"]
         fields.append("tools (guest --version)")
         progress(f"derive {kernel}: guest ({time.monotonic() - t0:.1f} s)")
     pkgs = sorted(man.get("packages", {}))
@@ -251,10 +330,12 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
            "fields = " + layouts._val(fields), ""]
     if tools:
         out += ["[tools]"] + [f"{k} = {layouts._q(v)}" for k, v in sorted(tools.items())] + [""]
-    for name, spec in kmod.items():
-        out += [f"[kmod.{name}]"] + [f"{k} = {layouts._val(v)}" for k, v in sorted(spec.items())] + [""]
+    for name, spec in kmod.items():  # JSON strings and arrays are TOML (escapes: \n, \t)
+        out += [f"[kmod.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in sorted(spec.items())] + [""]
     out += ["[trace.modules]"] + [f"{layouts._q(k)} = {layouts._q(v)}" for k, v in modules.items()] + [""]
     out += ["[trace.symbols]"] + [f"{layouts._q(k)} = {layouts._q(v)}" for k, v in clones.items()] + [""]
+    out += ["[trace.inlined]  # function = [modelled functions it is inlined into (DWARF of the modules)]"]
+    out += [f"{layouts._q(k)} = {layouts._val(v)}" for k, v in inlined.items()] + [""]
     out += ["[trace.kstack.offsets]"] + [f"{layouts._q(k)} = {v}" for k, v in sorted(offsets.items())]
     debs = " ".join(p for p in pkgs if "-dbg_" in p)
     text = "\n".join(out) + "\n" + layouts.to_toml(lay, f"DWARF of vmlinux and nf_conntrack.ko of {debs}, read with drgn; "

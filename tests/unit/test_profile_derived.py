@@ -51,3 +51,28 @@ def test_derived_facts_have_one_home(path):
     assert p.extra["derived"]["tool"] == "nfteach vm derive"
     for name, spec in derived["kmod"].items():
         assert {k: p.extra["kmod"][name][k] for k in spec} == spec
+
+
+def test_parse_modinfo_keeps_order_and_continuations():
+    from nfteach.vm.derive import parse_modinfo
+
+    text = ("filename:       /lib/modules/5.10.0-32-cloud-amd64/kernel/net/netfilter/nf_conntrack.ko\n"
+            "license:        GPL\nalias:          ip_conntrack\n"
+            "signature:      05:54:57\n\t\tC7:F4:4C\n"
+            "parm:           enable_hooks:Always enable conntrack hooks (bool)\n")
+    assert parse_modinfo(text) == [["license", "GPL"], ["alias", "ip_conntrack"],
+                                   ["signature", "05:54:57\n\t\tC7:F4:4C"],
+                                   ["parm", "enable_hooks:Always enable conntrack hooks (bool)"]]
+
+
+@pytest.mark.parametrize("kernel", [p.name.removesuffix(".derived.toml") for p in DERIVED])
+def test_sim_modinfo_prints_the_guests_fields(kernel):
+    from nfteach.lab import Lab
+
+    rows = load_profile(kernel).extra["kmod"]["nf_conntrack"]["modinfo"]
+    with Lab("sim", kernel=kernel) as lab:
+        out = lab.run("modinfo nf_conntrack").output
+    release = load_profile(kernel).uname_r
+    assert out.startswith(f"filename:       /lib/modules/{release}/kernel/net/netfilter/nf_conntrack.ko\n")
+    for field, value in rows:
+        assert f"{field + ':':<16}{value}\n" in out
