@@ -110,8 +110,8 @@ def module_facts(moddir: Path, names: List[str]) -> Dict[str, dict]:
         direct = subprocess.run(["modinfo", "-F", "depends", str(moddir / paths[name])], capture_output=True,
                                 text=True, check=True).stdout.strip()
         direct_set = {d for d in direct.split(",") if d}
-        path = re.sub(r"\.(xz|zst|gz)$", "", paths[name])
-        out[name] = {"path": path, "deps": [d for d in order[name] if d in direct_set]}
+        # path as modules.dep has it (a compressed module keeps its .ko.xz, as modinfo shows it)
+        out[name] = {"path": paths[name], "deps": [d for d in order[name] if d in direct_set]}
     return out
 
 
