@@ -76,3 +76,13 @@ def test_sim_modinfo_prints_the_guests_fields(kernel):
     assert out.startswith(f"filename:       /lib/modules/{release}/kernel/net/netfilter/nf_conntrack.ko\n")
     for field, value in rows:
         assert f"{field + ':':<16}{value}\n" in out
+
+
+@pytest.mark.parametrize("kernel", [p.name.removesuffix(".derived.toml") for p in DERIVED])
+def test_sim_knows_exactly_the_kernels_modules(kernel):
+    """A modelled module the package does not ship (6.1: nft_counter is part of nf_tables.ko)
+    is not a module on the simulator either."""
+    from nfteach.sim.kernel import Kernel
+
+    k = Kernel(kernel)
+    assert set(k.modules.table) == set(load_profile(kernel).extra["kmod"])
