@@ -37,6 +37,8 @@ IPS_DYING = 1 << 9
 IPS_UNTRACKED = 1 << 12
 ORIGINAL, REPLY = 0, 1
 NF_CT_EVICTION_RANGE = 8
+#: the table-full log line of a profile without [klog] (nf_conntrack_core.c, every version)
+TABLE_FULL = "nf_conntrack: table full, dropping packet"
 
 
 class CtTuple(NamedTuple):
@@ -493,9 +495,11 @@ class Conntrack:
             if mx and net.ct.count > mx:
                 if not self.early_drop(net, hash_):
                     net.ct.count -= 1
-                    msg = "nf_conntrack: table full, dropping packet"
-                    if self.profile.name == "6.18" and net.name != "init_net":
-                        msg = f"nf_conntrack: table full in netns {net.inum}, dropping packet"
+                    # the kernel's printk formats ([klog], read by `nfteach vm derive`); a
+                    # "%u" one is for namespaces other than init_net (6.18)
+                    fmts = self.profile.extra.get("klog", {}).get("table_full") or [TABLE_FULL]
+                    per_ns = [f for f in fmts if "%u" in f and net.name != "init_net"]
+                    msg = per_ns[0].replace("%u", str(net.inum)) if per_ns else next((f for f in fmts if "%" not in f), TABLE_FULL)
                     self.dmesg.append(msg)
                     self.kernel.log(msg)
                     return None

@@ -30,6 +30,8 @@ What is derived, and from where (all from the cached Debian packages of
   into (``readelf --debug-dump=info`` of the modules holding modelled functions; vmlinux's
   DWARF is not read). ``[trace.hidden]`` stays hand-written (it also names static inlines and
   calls the model makes that the kernel does not show); the test checks it against this.
+* ``[klog]``: printk formats of the kernel log lines the simulator prints (``KLOG``), from
+  the module's ``.rodata`` (``nf_conntrack: table full, dropping packet``).
 * ``[layout]``: struct layouts, enums, typedefs, types of globals and symbols for drgn,
   from the DWARF of the ``-dbg`` vmlinux and ``.ko`` (``nfteach.introspect.layouts``).
 * ``[derived]``: which tool wrote the file, from which packages, which fields.
@@ -242,6 +244,21 @@ def _die_name(dies: Dict[int, list], off: Optional[int], hops: int = 0) -> Optio
     return d[1] or _die_name(dies, d[2], hops + 1)
 
 
+#: kernel log messages the simulator prints: name -> (module, start of the printk format)
+KLOG = {"table_full": ("nf_conntrack", b"nf_conntrack: table full")}
+
+
+def klog_facts(debug: Path) -> Dict[str, List[str]]:
+    """``[klog]``: every printk format of the module that starts like the message (the
+    module's .rodata; KERN_ level prefix and newline dropped)."""
+    out = {}
+    for name, (mod, start) in KLOG.items():
+        data = (debug / f"{mod}.ko").read_bytes()
+        found = re.findall(rb"(?:\x01\d)?(" + re.escape(start) + rb"[^\x00\n]*)", data)
+        out[name] = sorted({f.decode() for f in found})
+    return out
+
+
 # -- the guest ------------------------------------------------------------------------
 def guest_facts(kernel: str, modules: List[str]) -> dict:
     """lsmod sizes of ``modules`` and tool versions, from a booted guest."""
@@ -301,6 +318,7 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
     progress(f"derive {kernel}: nm of {len(list(debug.glob('*.ko'))) + 1} debug files ({time.monotonic() - t0:.1f} s)")
     offsets, _sites = kstack_facts(where)
     progress(f"derive {kernel}: call sites ({time.monotonic() - t0:.1f} s)")
+    klog = klog_facts(debug)
     inlined = inlined_in(sorted({debug / f"{m}.ko" for m in modules.values()}), funcs)
     progress(f"derive {kernel}: DWARF inlining ({time.monotonic() - t0:.1f} s)")
     lay = layouts.from_dwarf([str(debug / "vmlinux"), str(debug / "nf_conntrack.ko")])
@@ -309,7 +327,7 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
     tools: Dict[str, str] = {}
     fields = ["uname_r", "kmod.*.path", "kmod.*.deps", "trace.modules", "trace.symbols (clones)",
               "trace.kstack.offsets (unique call sites)",
-              "trace.inlined", "layout"]
+              "trace.inlined", "klog", "layout"]
     if guest:
         g = guest_facts(kernel, list(kmod))
         for name, size in g["sizes"].items():
@@ -334,6 +352,8 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
         out += [f"[kmod.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in sorted(spec.items())] + [""]
     out += ["[trace.modules]"] + [f"{layouts._q(k)} = {layouts._q(v)}" for k, v in modules.items()] + [""]
     out += ["[trace.symbols]"] + [f"{layouts._q(k)} = {layouts._q(v)}" for k, v in clones.items()] + [""]
+    out += ["[klog]  # printk formats (.rodata of the module)"]
+    out += [f"{k} = {json.dumps(v)}" for k, v in klog.items()] + [""]
     out += ["[trace.inlined]  # function = [modelled functions it is inlined into (DWARF of the modules)]"]
     out += [f"{layouts._q(k)} = {layouts._val(v)}" for k, v in inlined.items()] + [""]
     out += ["[trace.kstack.offsets]"] + [f"{layouts._q(k)} = {v}" for k, v in sorted(offsets.items())]
