@@ -21,6 +21,12 @@ between two correct runs; everything else is kept byte for byte:
 6. **Kernel object addresses** (``0xffff…`` and bare ``ffff`` + 12 hex digits) become
    ``ADDR``; MAC addresses after ``link/ether`` become ``MAC`` (veth pairs get random ones).
 7. **Lab names**: ``nfteach-<pid>-<hex>-vm`` becomes ``nfteach-LAB-vm``.
+8. **Kernel release past major.minor.** A release (``6.18.7-2-custom``) after
+   ``/lib/modules/``, after ``vermagic:``, and as a whole line (``uname -r``) becomes
+   ``6.18.RELEASE``: machines running the same kernel version differ in patch level and
+   build name, and a profile describes a version (``nfteach/model/profiles/6.18.toml``; the
+   live backend picks the profile by major.minor). Major and minor are kept, so a
+   transcript of another kernel version still differs.
 
 Not normalised, on purpose (each was measured to be the same in every run on the live
 backend, 6.18):
@@ -52,6 +58,8 @@ _FTRACE_TASK = re.compile(r"(?P<comm>\S+)-(?P<pid>\d+)(?P<sp>\s+)\[(?P<cpu>\d{3}
 _PID_KV = re.compile(r"\bpid(?P<sep>[= ])\d+\b")
 _KADDR = re.compile(r"\b(?:0x)?ffff[0-9a-f]{12}\b")
 _MAC = re.compile(r"(?P<key>link/ether) (?:[0-9a-f]{2}:){5}[0-9a-f]{2}")
+_RELEASE = re.compile(r"(?P<pre>/lib/modules/|vermagic:\s+|^)(?P<mm>\d+\.\d+)\.\d+(?:-[\w.+~-]+)?"
+                      r"(?=/|\s|$)")
 _LAB = re.compile(r"\bnfteach-\d+-[0-9a-f]{6}-(?P<m>vm|host)\b")
 
 
@@ -65,6 +73,15 @@ def _ports(line: str, keep) -> str:
     line = _PORT_NFT.sub(lambda m: m.group(0) if _keep(m["port"], keep) else f"{m['key']} PORT", line)
     line = _ADDR_PORT.sub(lambda m: m.group(0) if _keep(m["port"], keep) else f"{m['addr']}:PORT", line)
     return line
+
+
+def _release(line: str) -> str:
+    """Rule 8: the kernel release keeps major.minor (whole-line match only for `uname -r`)."""
+    def sub(m):
+        return f"{m['pre']}{m['mm']}.RELEASE"
+    if _RELEASE.fullmatch(line):
+        return sub(_RELEASE.fullmatch(line))
+    return _RELEASE.sub(lambda m: sub(m) if m["pre"] else m.group(0), line)
 
 
 def _ct_entry(line: str) -> Optional[str]:
@@ -86,6 +103,7 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
 
     for line in text.split("\n"):
         line = _ports(line, keep)
+        line = _release(line)
         line = _LAB.sub(lambda m: f"nfteach-LAB-{m['m']}", line)
         line = _MAC.sub(lambda m: f"{m['key']} MAC", line)
         line = _KADDR.sub("ADDR", line)

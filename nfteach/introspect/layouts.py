@@ -4,7 +4,8 @@ The layouts in ``nfteach/model/profiles/*.toml`` (tables ``[layout.types."struct
 ``[layout.enums."enum X"]``, ``[layout.typedefs]``) are *generated* by this module from
 a real kernel's type information, never typed in by hand:
 
-- DWARF of a Debian ``-dbg`` ``vmlinux`` (and ``nf_conntrack.ko``), read with drgn::
+- DWARF of a Debian ``-dbg`` ``vmlinux`` (and ``nf_conntrack.ko``), read with drgn; for the
+  Debian kernels ``nfteach vm derive --kernel K`` does this into ``K.derived.toml``, by hand::
 
       python -m nfteach.introspect.layouts --dwarf ~/.cache/nfteach/kernels/5.10/debug/vmlinux \\
           ~/.cache/nfteach/kernels/5.10/debug/nf_conntrack.ko

@@ -1,7 +1,7 @@
 """``nfteach doctor``: what this machine offers the live backend, measured, in plain text.
 
 >>> print(report())                                   # doctest: +SKIP
-nfteach doctor — live backend on Linux 6.18.44-fc-v669 (profile 6.18)
+nfteach doctor — live backend on Linux 6.18.5 (profile 6.18)
   root ........................ yes
   network namespaces .......... yes
   ...

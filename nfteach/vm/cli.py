@@ -8,6 +8,7 @@
     nfteach vm status                    what is cached, which guests run
     nfteach vm down                      remove run directories of guests that are gone
     nfteach vm exec --kernel K -- CMD... boot, run one lab command line, stop
+    nfteach vm derive --kernel K [--no-guest]  read the kernel's facts into profiles/K.derived.toml
     nfteach capture --kernel K [--out DIR] [SCENARIO...]
 
 ``run(args)`` carries out a parsed command and returns the exit status.
@@ -51,6 +52,10 @@ def add_subcommands(subparsers) -> None:
     p = vsub.add_parser("exec", help="boot a guest, run lab command lines, stop it")
     p.add_argument("--kernel", choices=list(fetch.KERNELS), default=DEFAULT_KERNEL)
     p.add_argument("line", nargs="+", help="a lab command line (quote it), or several")
+    p = vsub.add_parser("derive", help="read the facts of a fetched kernel into its profile (K.derived.toml)")
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), required=True)
+    p.add_argument("--no-guest", action="store_true", help="package files only: no lsmod sizes, no tool versions")
+    p.add_argument("--out", type=Path, default=None, help="file to write (default nfteach/model/profiles/K.derived.toml)")
     cap = subparsers.add_parser("capture", help="run the scenarios on a real kernel, write golden files")
     cap.add_argument("--kernel", required=True, choices=list(fetch.KERNELS))
     cap.add_argument("--out", type=Path, default=None, help="directory (default tests/golden/K)")
@@ -82,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         return up(args.kernel)
     if cmd == "exec":
         return exec_lines(args.kernel, args.line)
+    if cmd == "derive":
+        from . import derive
+
+        return derive.run(args.kernel, guest=not args.no_guest, out=args.out)
     raise SystemExit(f"unknown vm command {cmd}")
 
 

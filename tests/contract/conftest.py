@@ -2,7 +2,9 @@
 
 fsspec style: the tests are written once against ``Lab``; the ``backend_name`` fixture
 supplies the backends: ``sim`` (kernel profile 6.18) always, ``live`` when this machine
-can run it (root and ``ip netns``), otherwise skipped with the reason.
+can run it (root and ``ip netns``), otherwise skipped with the reason. The sim-vs-live
+comparison runs the simulator with the profile of this machine's kernel version
+(major.minor), and skips when there is none.
 """
 import os
 import subprocess
@@ -25,11 +27,26 @@ def live_unavailable():
     return None
 
 
-def make_lab(name):
+def live_profile():
+    """(profile name of this machine's kernel, None) or (None, why the comparison cannot run)."""
+    import platform
+
+    from nfteach.live.backend import kernel_profile
+    from nfteach.model.profile import available_profiles
+
+    name = kernel_profile()
+    if name not in available_profiles():
+        return None, (f"this machine runs Linux {platform.release()} (version {name}), which has no "
+                      f"kernel profile (nfteach/model/profiles: {', '.join(available_profiles())}); "
+                      "there is no simulator to compare the live backend with")
+    return name, None
+
+
+def make_lab(name, kernel=SIM_KERNEL):
     from nfteach.lab import Lab
 
     if name == "sim":
-        return Lab("sim", kernel=SIM_KERNEL)
+        return Lab("sim", kernel=kernel)
     return Lab(name)
 
 

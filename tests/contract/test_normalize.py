@@ -36,3 +36,17 @@ def test_addresses_pids_timestamps_lab_names():
     assert "nc-PID    [CPU]" in n and "TIMESTAMP:" in n and "skbaddr=ADDR" in n
     assert "link/ether MAC brd ff:ff:ff:ff:ff:ff" in n and "nfteach-LAB-host" in n
     assert "192.168.122.1:PORT 192.168.122.204:22" in n
+
+
+def test_kernel_release_keeps_major_minor():
+    """Two builds of 6.18 compare equal; 6.18 and 6.1 do not (rule 8)."""
+    a = "vm$ sudo modprobe nf_tables\nmodprobe: FATAL: Module nf_tables not found in directory /lib/modules/6.18.44-abc-1\n"
+    b = a.replace("6.18.44-abc-1", "6.18.0")
+    assert normalize(a) == normalize(b)
+    assert "/lib/modules/6.18.RELEASE\n" in normalize(a)
+    assert normalize(a) != normalize(a.replace("6.18.44-abc-1", "6.1.0-57-cloud-amd64"))
+    assert normalize("vm$ uname -r\n5.10.0-32-cloud-amd64\n") == "vm$ uname -r\n5.10.RELEASE\n"
+    m = "vermagic:       6.1.0-57-cloud-amd64 SMP mod_unload modversions \n"
+    assert normalize(m) == "vermagic:       6.1.RELEASE SMP mod_unload modversions \n"
+    kept = "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n"
+    assert normalize(kept) == kept

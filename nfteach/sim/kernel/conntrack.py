@@ -31,6 +31,7 @@ from .nf_conn import (  # noqa: F401 (the entry's names are this module's API to
     NF_CT_EVICTION_RANGE,
     ORIGINAL,
     REPLY,
+    TABLE_FULL,
     CtTuple,
     NetCt,
     NfConn,
@@ -250,9 +251,11 @@ class Conntrack(CtNetns):
             if mx and net.ct.count > mx:
                 if not self.early_drop(net, hash_):
                     net.ct.count -= 1
-                    msg = "nf_conntrack: table full, dropping packet"
-                    if self.profile.name == "6.18" and net.name != "init_net":
-                        msg = f"nf_conntrack: table full in netns {net.inum}, dropping packet"
+                    # the kernel's printk formats ([klog], read by `nfteach vm derive`); a
+                    # "%u" one is for namespaces other than init_net (6.18)
+                    fmts = self.profile.extra.get("klog", {}).get("table_full") or [TABLE_FULL]
+                    per_ns = [f for f in fmts if "%u" in f and net.name != "init_net"]
+                    msg = per_ns[0].replace("%u", str(net.inum)) if per_ns else next((f for f in fmts if "%" not in f), TABLE_FULL)
                     self.dmesg.append(msg)
                     self.kernel.log(msg)
                     return None

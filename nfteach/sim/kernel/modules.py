@@ -59,6 +59,9 @@ class Modules:
             self.table[name] = dict(spec)
         for name, spec in profile.extra.get("kmod", {}).items():
             self.table.setdefault(name, {}).update(spec)
+        if "derived" in profile.extra:  # `nfteach vm derive` read the kernel's module list:
+            for name in [n for n in self.table if n not in profile.extra["kmod"]]:
+                del self.table[name]  # not a module there (6.1: nft_counter is in nf_tables.ko)
         self.loaded: Dict[str, Module] = {}  # insertion order = load order
         self.on_load, self.on_unload = on_load, on_unload
 

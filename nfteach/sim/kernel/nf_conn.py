@@ -16,6 +16,8 @@ IPS_DYING = 1 << 9
 IPS_UNTRACKED = 1 << 12
 ORIGINAL, REPLY = 0, 1
 NF_CT_EVICTION_RANGE = 8
+#: the table-full log line of a profile without [klog] (nf_conntrack_core.c, every version)
+TABLE_FULL = "nf_conntrack: table full, dropping packet"
 
 
 class CtTuple(NamedTuple):

@@ -15,18 +15,6 @@ _BUILTIN_LSMOD = ("libkmod: ERROR ../libkmod/libkmod-module.c:1725 kmod_module_n
                   "could not open /proc/modules: No such file or directory\n"
                   "Error: could not get list of modules: No such file or directory\n")
 
-_MODINFO_PARMS = {
-    "nf_conntrack": [
-        "tstamp:Enable connection tracking flow timestamping. (bool)",
-        "acct:Enable connection tracking flow accounting. (bool)",
-        "nf_conntrack_helper:Enable automatic conntrack helper assignment (default 0) (bool)",
-        "expect_hashsize:uint",
-        "enable_hooks:Always enable conntrack hooks (bool)",
-        "hashsize:uint",
-    ],
-}
-
-
 def _is_ct_module(name: str) -> bool:
     return name.replace("-", "_") in ("nf_conntrack", "nf_conntrack_netlink")
 
@@ -52,12 +40,15 @@ def modinfo(kernel, ns, argv) -> Output:
         rel = kernel.profile.uname_r
         path = spec.get("path", f"kernel/net/netfilter/{key}.ko")
         out.append(f"{'filename:':<16}/lib/modules/{rel}/{path}\n")
+        if spec.get("modinfo"):  # read from the kernel's guest by `nfteach vm derive`
+            out += [f"{field + ':':<16}{value}\n" for field, value in spec["modinfo"]]
+            continue
         out.append(f"{'license:':<16}GPL\n")
         deps = ",".join(spec.get("deps", []))
         out.append(f"{'depends:':<16}{deps}\n")
         out.append(f"{'retpoline:':<16}Y\n{'intree:':<16}Y\n{'name:':<16}{key}\n")
         out.append(f"{'vermagic:':<16}{rel} SMP mod_unload modversions \n")
-        for parm in spec.get("parms", _MODINFO_PARMS.get(key, [])):
+        for parm in spec.get("parms", []):
             out.append(f"{'parm:':<16}{parm}\n")
     chunks = [("out", "".join(out))] if out else []
     chunks += [("err", "".join(err))] if err else []
