@@ -1,0 +1,155 @@
+"""The course in a browser tab: the JupyterLite site (``make lite``) in headless Chromium.
+
+A static HTTP server on 127.0.0.1 serves ``build/lite/`` (built here if missing, with
+``deploy/lite/build.py``); Debian's Chromium, driven by Playwright as in
+test_jupyterlab.py, opens notebooks 00-03 through the JupyterLab UI, runs all their cells
+(the notebooks assert on their own results) and checks what they show: the empty table,
+the hook list, the dropped SYN, SVG pictures drawn by Graphviz in WebAssembly, and the
+prediction widget. Every request the browser makes must stay on the local server.
+"""
+import functools
+import http.server
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from test_jupyterlab import CHROMIUM, FLAGS, REPO, _need  # rootdir-relative (no __init__.py)
+
+pytestmark = pytest.mark.browser
+
+SITE = Path(os.environ.get("NFTEACH_LITE_SITE", REPO / "build" / "lite"))
+ARTIFACTS = Path(os.environ.get("NFTEACH_ARTIFACTS", REPO / "artifacts" / "browser"))
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site():
+    _need(os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        _need(False, "Python package playwright is not installed (pip install playwright)")
+    if not (SITE / "jupyter-lite.json").exists():
+        try:
+            import jupyterlite_core  # noqa: F401
+            import jupyterlite_pyodide_kernel  # noqa: F401
+        except ImportError:
+            _need(False, "no build/lite and no jupyterlite-core to build it (pip install -e '.[lite]')")
+        subprocess.run([sys.executable, str(REPO / "deploy" / "lite" / "build.py"), "--out", str(SITE)],
+                       check=True)
+    handler = functools.partial(_Quiet, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(site, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    requests = []
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+            headless=True, args=FLAGS, viewport={"width": 1400, "height": 1800})
+        ctx.on("request", lambda r: requests.append(r.url))
+        # the kernel runs in a worker: its requests (Pyodide, wheels) are the context's too
+        try:
+            yield ctx, site, requests
+        finally:
+            ctx.close()
+
+
+ALL_RUN = """(want) => {
+  const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
+  if (!cells.length) return false;
+  if (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) [data-mime-type="application/vnd.jupyter.error"]')) return 'error';
+  return cells.every(c => /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent));
+}"""
+
+
+def run_notebook(ctx, site, name, timeout=180):
+    """Open notebook ``name`` in the site's JupyterLab, run all cells; the page and seconds taken."""
+    page = ctx.new_page()
+    t0 = time.monotonic()
+    page.goto(f"{site}/lab/index.html?path={name}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    accept = page.locator(".jp-Dialog button.jp-mod-accept")
+    try:
+        accept.wait_for(timeout=5_000)
+        accept.click()
+    except Exception:  # noqa: BLE001 - no kernel dialog: the default kernel started by itself
+        pass
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    first = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").first
+    first.wait_for(timeout=timeout * 1000)
+    first_output = time.monotonic() - t0
+    page.wait_for_function(ALL_RUN, timeout=timeout * 1000)
+    errors = page.locator('[data-mime-type="application/vnd.jupyter.error"]')
+    if errors.count():
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"lite-{name}.png"), full_page=True)
+        pytest.fail(f"{name} in the browser: {errors.first.text_content()[:2000]}")
+    return page, first_output
+
+
+def outputs(page) -> str:
+    return "\n".join(page.locator(".jp-OutputArea-output").all_text_contents())
+
+
+def test_notebooks_run_in_the_browser_offline(browser):
+    ctx, site, requests = browser
+    page, cold = run_notebook(ctx, site, "00-setup.ipynb", timeout=300)
+    text = outputs(page)
+    assert "sim" in text and "flow entries have been shown" in text, text[:2000]
+    page.close()
+
+    page, _ = run_notebook(ctx, site, "01-empty-table.ipynb")
+    text = outputs(page)
+    # the empty table, then the SSH session's entry once conntrack is loaded with its hooks
+    assert re.search(r"\b0 flow entries have been shown", text), text[:2000]
+    assert re.search(r"dport=22 .*ASSURED", text), text[:2000]
+    page.close()
+
+    page, _ = run_notebook(ctx, site, "02-netfilter-hooks.ipynb")
+    text = outputs(page)
+    assert "ipv4_conntrack_defrag" in text and "ipv4_confirm" in text, text[:2000]
+    svg = page.locator(".jp-OutputArea-output svg").first
+    assert "ipv4_confirm" in svg.text_content() and "LOCAL_IN" in svg.text_content()
+    page.close()
+
+    page, warm = run_notebook(ctx, site, "03-dropped-syn.ipynb")
+    svgs = page.locator(".jp-OutputArea-output svg")
+    assert svgs.count() >= 2, "the hook chain and the packet path are drawn"
+    pictures = "\n".join(svgs.nth(i).text_content() for i in range(svgs.count()))
+    assert "dropped" in pictures and "ipt_do_table" in pictures, pictures[:2000]
+    # the prediction widget (ipywidgets in the browser): pick an answer, the observation shows
+    widget = page.locator(".jp-OutputArea-output .widget-radio-box, .jp-OutputArea-output .widget-toggle-buttons")
+    if widget.count():
+        widget.first.locator("input, button").first.click()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lite-03-dropped-syn.png"), full_page=True)
+    page.close()
+
+    foreign = sorted({u for u in requests if urlparse(u).hostname not in ("127.0.0.1", None)
+                      and not u.startswith(("data:", "blob:"))})
+    assert not foreign, f"requests left the local server: {foreign[:10]}"
+    print(f"first output: 00 (cold kernel) {cold:.1f} s, 03 (warm) {warm:.1f} s; "
+          f"{len(requests)} requests, all local")
