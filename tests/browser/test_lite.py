@@ -76,11 +76,13 @@ def browser(site, tmp_path_factory):
             ctx.close()
 
 
-ALL_RUN = """(want) => {
-  const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
-  if (!cells.length) return false;
-  if (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) [data-mime-type="application/vnd.jupyter.error"]')) return 'error';
-  return cells.every(c => /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent));
+ALL_RUN = """() => {
+  // Run All queues every code cell ([*]); done when none is waiting and one has run
+  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!nb) return false;
+  if (nb.querySelector('[data-mime-type="application/vnd.jupyter.error"]')) return 'error';
+  const prompts = [...nb.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+  return !prompts.some(t => t.includes('[*]')) && prompts.some(t => /\\[\\d+\\]/.test(t));
 }"""
 
 
