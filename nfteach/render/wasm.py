@@ -35,9 +35,8 @@ def _instance():
 
 def to_svg(dot: str) -> str:
     """DOT source to SVG text, as ``dot -Tsvg`` gives it."""
-    from pyodide.ffi import to_js
-
     import js
+    from pyodide.ffi import to_js
 
     options = to_js({"format": "svg"}, dict_converter=js.Object.fromEntries)
     return str(_instance().renderString(dot, options))

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from test_jupyterlab import CHROMIUM, FLAGS, REPO, _need  # rootdir-relative (no __init__.py)
 
 pytestmark = pytest.mark.browser
@@ -60,22 +59,35 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def browser(site, tmp_path_factory):
+def browser(site):
+    """(new_page, site, requests): every notebook in a fresh browser context (a fresh
+    JupyterLite workspace: no earlier tabs or kernels restored), one request log."""
     from playwright.sync_api import sync_playwright
 
-    requests = []
+    requests, contexts = [], []
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            headless=True, args=FLAGS, viewport={"width": 1400, "height": 1800})
-        ctx.on("request", lambda r: requests.append(r.url))
-        # the kernel runs in a worker: its requests (Pyodide, wheels) are the context's too
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+
+        def new_page():
+            ctx = chromium.new_context(viewport={"width": 1400, "height": 1800})
+            # the kernel runs in a worker: its requests (Pyodide, wheels) are the context's too
+            ctx.on("request", lambda r: requests.append(r.url))
+            contexts.append(ctx)
+            return ctx.new_page()
+
         try:
-            yield ctx, site, requests
+            yield new_page, site, requests
         finally:
-            ctx.close()
+            for ctx in contexts:
+                ctx.close()
+            chromium.close()
 
 
+#: one line (the editor auto-indents and closes brackets): a lab with the DROP rule, the widget
+WIDGET_CELL = ("from nfteach import Lab, widgets as nw; wl = nw.use_lab(Lab('sim', kernel='5.10').start()); "
+               "wl.script('sudo modprobe nf_conntrack enable_hooks=1\\nsudo iptables-legacy -A INPUT -p tcp "
+               "--dport 2570 -j DROP'); nw.SendPacket(wl)")
+ACTIVE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 ALL_RUN = """() => {
   // Run All queues every code cell ([*]); done when none is waiting and one has run
   const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
@@ -86,12 +98,13 @@ ALL_RUN = """() => {
 }"""
 
 
-def run_notebook(ctx, site, name, timeout=180):
-    """Open notebook ``name`` in the site's JupyterLab, run all cells; the page and seconds taken."""
-    page = ctx.new_page()
+def run_notebook(new_page, site, name, timeout=180):
+    """Open notebook ``name`` in the site's JupyterLab, run all cells; the page and seconds
+    from opening it to its first output."""
+    page = new_page()
     t0 = time.monotonic()
     page.goto(f"{site}/lab/index.html?path={name}", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(f"{ACTIVE} .jp-Cell", timeout=90_000)
     accept = page.locator(".jp-Dialog button.jp-mod-accept")
     try:
         accept.wait_for(timeout=5_000)
@@ -100,11 +113,11 @@ def run_notebook(ctx, site, name, timeout=180):
         pass
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    first = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").first
+    first = page.locator(f"{ACTIVE} .jp-OutputArea-output").first
     first.wait_for(timeout=timeout * 1000)
     first_output = time.monotonic() - t0
     page.wait_for_function(ALL_RUN, timeout=timeout * 1000)
-    errors = page.locator('[data-mime-type="application/vnd.jupyter.error"]')
+    errors = page.locator(f'{ACTIVE} [data-mime-type="application/vnd.jupyter.error"]')
     if errors.count():
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"lite-{name}.png"), full_page=True)
@@ -113,39 +126,48 @@ def run_notebook(ctx, site, name, timeout=180):
 
 
 def outputs(page) -> str:
-    return "\n".join(page.locator(".jp-OutputArea-output").all_text_contents())
+    return "\n".join(page.locator(f"{ACTIVE} .jp-OutputArea-output").all_text_contents())
 
 
 def test_notebooks_run_in_the_browser_offline(browser):
-    ctx, site, requests = browser
-    page, cold = run_notebook(ctx, site, "00-setup.ipynb", timeout=300)
+    new_page, site, requests = browser
+    page, t00 = run_notebook(new_page, site, "00-setup.ipynb", timeout=300)
     text = outputs(page)
     assert "sim" in text and "flow entries have been shown" in text, text[:2000]
     page.close()
 
-    page, _ = run_notebook(ctx, site, "01-empty-table.ipynb")
+    page, _ = run_notebook(new_page, site, "01-empty-table.ipynb")
     text = outputs(page)
     # the empty table, then the SSH session's entry once conntrack is loaded with its hooks
     assert re.search(r"\b0 flow entries have been shown", text), text[:2000]
     assert re.search(r"dport=22 .*ASSURED", text), text[:2000]
     page.close()
 
-    page, _ = run_notebook(ctx, site, "02-netfilter-hooks.ipynb")
+    page, _ = run_notebook(new_page, site, "02-netfilter-hooks.ipynb")
     text = outputs(page)
     assert "ipv4_conntrack_defrag" in text and "ipv4_confirm" in text, text[:2000]
-    svg = page.locator(".jp-OutputArea-output svg").first
+    svg = page.locator(f"{ACTIVE} .jp-OutputArea-output svg").first
     assert "ipv4_confirm" in svg.text_content() and "LOCAL_IN" in svg.text_content()
     page.close()
 
-    page, warm = run_notebook(ctx, site, "03-dropped-syn.ipynb")
-    svgs = page.locator(".jp-OutputArea-output svg")
+    page, t03 = run_notebook(new_page, site, "03-dropped-syn.ipynb")
+    svgs = page.locator(f"{ACTIVE} .jp-OutputArea-output svg")
     assert svgs.count() >= 2, "the hook chain and the packet path are drawn"
     pictures = "\n".join(svgs.nth(i).text_content() for i in range(svgs.count()))
-    assert "dropped" in pictures and "ipt_do_table" in pictures, pictures[:2000]
-    # the prediction widget (ipywidgets in the browser): pick an answer, the observation shows
-    widget = page.locator(".jp-OutputArea-output .widget-radio-box, .jp-OutputArea-output .widget-toggle-buttons")
-    if widget.count():
-        widget.first.locator("input, button").first.click()
+    assert "dropped" in pictures and "iptable_filter_hook" in pictures, pictures[:2000]
+    # ipywidgets in the browser: the packet widget, typed into a new cell, clicked
+    page.locator(f"{ACTIVE} .jp-Cell").last.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.type(WIDGET_CELL)
+    page.keyboard.press("Shift+Enter")
+    send = page.locator(f"{ACTIVE} button.nfteach-send")
+    send.wait_for(timeout=60_000)
+    send.click()
+    drawn = page.locator(f"{ACTIVE} .widget-html svg text", has_text="dropped").first
+    drawn.wait_for(timeout=60_000)
+    svg_text = page.locator(f"{ACTIVE} .widget-html svg").first.text_content()
+    assert "iptable_filter_hook" in svg_text and "SYN_SENT" in svg_text, svg_text[:2000]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "lite-03-dropped-syn.png"), full_page=True)
     page.close()
@@ -153,5 +175,5 @@ def test_notebooks_run_in_the_browser_offline(browser):
     foreign = sorted({u for u in requests if urlparse(u).hostname not in ("127.0.0.1", None)
                       and not u.startswith(("data:", "blob:"))})
     assert not foreign, f"requests left the local server: {foreign[:10]}"
-    print(f"first output: 00 (cold kernel) {cold:.1f} s, 03 (warm) {warm:.1f} s; "
+    print(f"first output (empty browser cache): 00 {t00:.1f} s, 03 {t03:.1f} s; "
           f"{len(requests)} requests, all local")
