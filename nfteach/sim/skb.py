@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -23,7 +24,8 @@ SYN_OPTIONS_LEN = 20
 TS_OPTIONS_LEN = 12
 
 
-@dataclass(eq=False, slots=True)
+# slots (less memory per packet) where dataclass offers them: Python >= 3.10
+@dataclass(eq=False, **({"slots": True} if sys.version_info >= (3, 10) else {}))
 class Skb:
     saddr: str
     daddr: str
