@@ -168,25 +168,44 @@ def test_notebooks_run_in_the_browser_offline(browser):
     assert len(svgs) >= 2, "the hook chain and the packet path are drawn"
     drawn = "\n".join(svgs)
     assert "dropped" in drawn and "iptable_filter_hook" in drawn, drawn[:2000]
-    # ipywidgets in the browser: the packet widget, typed into a new cell, clicked
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lite-03-dropped-syn.png"), full_page=True)
+    page.close()
+
+    print(f"first output (empty browser cache): 00 {t00:.1f} s, 03 {t03:.1f} s")
+
+
+def test_widget_in_the_browser(browser):
+    """ipywidgets in Lite: the packet widget, typed into a new cell of notebook 00, clicked."""
+    new_page, site, _ = browser
+    page, _ = run_notebook(new_page, site, "00-setup.ipynb")
     page.locator(f"{ACTIVE} .jp-Cell").last.click()
     page.keyboard.press("Escape")
-    page.keyboard.press("b")
+    page.keyboard.press("b")      # a new cell below, selected in command mode
+    page.keyboard.press("Enter")  # edit it
     page.keyboard.type(WIDGET_CELL)
     page.keyboard.press("Shift+Enter")
     send = page.locator(f"{ACTIVE} button.nfteach-send")
-    send.wait_for(timeout=60_000)
+    try:
+        send.wait_for(timeout=60_000)
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "lite-widget-failure.png"), full_page=True)
+        raise
     send.click()
     drawn = page.locator(f"{ACTIVE} .widget-html svg text", has_text="dropped").first
     drawn.wait_for(timeout=60_000)
     svg_text = page.locator(f"{ACTIVE} .widget-html svg").first.text_content()
     assert "iptable_filter_hook" in svg_text and "SYN_SENT" in svg_text, svg_text[:2000]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "lite-03-dropped-syn.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "lite-widget.png"), full_page=True)
     page.close()
 
+
+def test_no_request_left_the_local_server(browser):
+    """Everything the site loaded came from it (runs after the tests above, same log)."""
+    _, _, requests = browser
+    assert requests, "the tests above made requests"
     foreign = sorted({u for u in requests if urlparse(u).hostname not in ("127.0.0.1", None)
                       and not u.startswith(("data:", "blob:"))})
     assert not foreign, f"requests left the local server: {foreign[:10]}"
-    print(f"first output (empty browser cache): 00 {t00:.1f} s, 03 {t03:.1f} s; "
-          f"{len(requests)} requests, all local")
