@@ -18,3 +18,12 @@ ELSEWHERE = ("open the course on Binder or install it on Linux: "
 def not_here(what: str) -> str:
     """One line: ``what`` cannot run in a browser tab, and where it can."""
     return f"{what} cannot run in a browser tab; {ELSEWHERE}"
+
+
+if IN_BROWSER:  # start Graphviz's WebAssembly now: pictures drawn from a widget cannot wait for it
+    try:
+        from .render import wasm
+
+        wasm.prepare()
+    except Exception:  # noqa: BLE001 - no pictures is not a reason to fail the import
+        pass

@@ -194,7 +194,13 @@ def test_widget_in_the_browser(browser):
         raise
     send.click()
     drawn = page.locator(f"{ACTIVE} .widget-html svg text", has_text="dropped").first
-    drawn.wait_for(timeout=60_000)
+    try:
+        drawn.wait_for(timeout=60_000)
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "lite-widget-failure.png"), full_page=True)
+        pytest.fail("no drop drawn after the click; the widget shows: "
+                    + " | ".join(page.locator(f"{ACTIVE} .jp-OutputArea-output").all_text_contents()[-3:])[-3000:])
     svg_text = page.locator(f"{ACTIVE} .widget-html svg").first.text_content()
     assert "iptable_filter_hook" in svg_text and "SYN_SENT" in svg_text, svg_text[:2000]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
