@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup course article test test-sim doctest lint clean book tour bench
+.PHONY: setup course article test test-sim doctest lint clean book tour bench lite
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
 setup: $(PY)
-	$(PY) -m pip install -q -e '.[test,live,drgn,widgets,notebooks,hub]'
+	$(PY) -m pip install -q -e '.[test,live,drgn,widgets,notebooks,hub,lite]'
 
 # The course on the default backend (the simulator): JupyterLab on the first notebook.
 course: setup
@@ -40,6 +40,10 @@ book: setup
 # The whole course headless, one line per step (NFTEACH_BACKEND / --backend to change).
 tour: setup
 	$(VENV)/bin/nfteach tour
+
+# The course as a JupyterLite site (build/lite/): runs in a browser tab, any static host serves it.
+lite: setup
+	$(PY) deploy/lite/build.py --out build/lite
 
 # Benchmarks: one table, and bench/results.json.
 bench: setup

@@ -4,11 +4,12 @@ from __future__ import annotations
 import importlib
 from typing import Dict, Tuple
 
+from .browser import IN_BROWSER, not_here
 from .model.errors import BackendUnavailable
 
 #: name -> (module, class, what to install if the import fails)
 REGISTRY: Dict[str, Tuple[str, str, str]] = {
-    "sim": ("nfteach.sim.backend", "SimBackend", "nothing: it is pure Python"),
+    "sim": ("nfteach.sim.backend", "SimBackend", "pip install 'nfteach' (on Python < 3.11 it needs tomli)"),
     "live": ("nfteach.live.backend", "LiveBackend", "pip install 'nfteach[live]' and run as root on Linux"),
     "vm": ("nfteach.vm.backend", "VmBackend", "apt-get install qemu-system-x86, then `nfteach vm fetch`"),
 }
@@ -23,6 +24,8 @@ def get_backend_class(name: str):
         raise BackendUnavailable(
             f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}", token=name
         ) from None
+    if IN_BROWSER and name != "sim":
+        raise BackendUnavailable(not_here(f"the {name!r} backend"))
     try:
         mod = importlib.import_module(module)
     except ImportError as e:

@@ -108,9 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(func=_doctor)
     pr = sub.add_parser("profiles", help="list the kernel profiles of the simulator")
     pr.set_defaults(func=_profiles)
-    from . import render_cli, reset, tour
+    from . import course_cli, render_cli, reset, tour
 
     render_cli.add_subcommands(sub)
+    course_cli.add_subcommands(sub)
     tour.add_subcommands(sub)
     reset.add_subcommands(sub)
     try:

@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+from ..browser import IN_BROWSER, not_here
 from ..model.errors import BackendUnavailable
 
 NO_DRGN = "drgn cannot be imported here ({err}); install it with: pip install drgn"
@@ -29,6 +30,8 @@ def _import_drgn():
     try:
         import drgn
     except ImportError as e:
+        if IN_BROWSER:  # drgn is a C extension: no build for Pyodide
+            raise BackendUnavailable(not_here("drgn")) from None
         raise BackendUnavailable(NO_DRGN.format(err=e)) from None
     return drgn
 

@@ -13,6 +13,7 @@ True
 from __future__ import annotations
 
 import html
+import sys
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import graphviz
@@ -74,6 +75,9 @@ def new_graph(name: str, rankdir: str = "LR", label: str = "") -> graphviz.Digra
 
 def to_svg(g: graphviz.Digraph) -> str:
     """The picture as SVG text (needs Graphviz's ``dot``: Debian package ``graphviz``)."""
+    if sys.platform == "emscripten":  # a browser tab (JupyterLite): Graphviz in WebAssembly
+        from .wasm import to_svg as wasm_svg
+        return wasm_svg(g.source)
     try:
         return g.pipe(format="svg").decode("utf-8")
     except graphviz.ExecutableNotFound as e:  # pragma: no cover - depends on the machine

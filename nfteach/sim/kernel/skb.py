@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -26,7 +27,8 @@ SYN_OPTIONS_LEN = 20
 TS_OPTIONS_LEN = 12
 
 
-@dataclass(eq=False, slots=True)
+# slots (less memory per packet) where dataclass offers them: Python >= 3.10
+@dataclass(eq=False, **({"slots": True} if sys.version_info >= (3, 10) else {}))
 class Skb:
     saddr: str
     daddr: str

@@ -1,0 +1,88 @@
+"""Time to first output of the course in a browser tab (the JupyterLite site, `make lite`).
+
+Serves build/lite/ on 127.0.0.1, opens notebook 03 in headless Chromium (Debian's, driven
+by Playwright), clicks Run All and times from opening the page to the first output:
+cold (a fresh browser profile: nothing cached) and warm (the same profile, the page
+opened again). Prints one markdown table. Usage: python bench/lite.py [--runs N]
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+from test_jupyterlab import CHROMIUM, FLAGS  # noqa: E402
+
+NOTEBOOK = "03-dropped-syn.ipynb"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def first_output(ctx, site: str):
+    """(seconds to the notebook on screen, seconds to its first output)."""
+    page = ctx.new_page()
+    t0 = time.monotonic()
+    page.goto(f"{site}/lab/index.html?path={NOTEBOOK}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    ui = time.monotonic() - t0
+    accept = page.locator(".jp-Dialog button.jp-mod-accept")
+    try:
+        accept.wait_for(timeout=3_000)
+        accept.click()
+    except Exception:  # noqa: BLE001 - no kernel dialog
+        pass
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.locator(".jp-OutputArea-output").first.wait_for(timeout=300_000)
+    took = time.monotonic() - t0
+    page.close()
+    return ui, took
+
+
+def main(argv=None) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--site", type=Path, default=REPO / "build" / "lite")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args(argv)
+    if not (args.site / "jupyter-lite.json").exists():
+        raise SystemExit(f"no site in {args.site}: make lite")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(args.site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = f"http://127.0.0.1:{server.server_address[1]}"
+    cold, warm = [], []
+    with sync_playwright() as pw:
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory() as prof:
+                ctx = pw.chromium.launch_persistent_context(prof, executable_path=CHROMIUM,
+                                                            headless=True, args=FLAGS)
+                try:
+                    cold.append(first_output(ctx, site))
+                    warm.append(first_output(ctx, site))
+                finally:
+                    ctx.close()
+    server.shutdown()
+    size = sum(p.stat().st_size for p in args.site.rglob("*") if p.is_file())
+    print(f"| {NOTEBOOK} | first output, median | runs | notebook on screen, median |\n|---|---|---|---|")
+    for label, runs in (("cold (empty browser cache)", cold), ("warm (cached, page reopened)", warm)):
+        print(f"| {label} | {statistics.median(t for _, t in runs):.1f} s | "
+              f"{', '.join(f'{t:.1f}' for _, t in runs)} | {statistics.median(u for u, _ in runs):.1f} s |")
+    print(f"\nsite: {size / 2**20:.1f} MiB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
