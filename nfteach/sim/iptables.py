@@ -202,12 +202,17 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
                 raise XtError(f"Invalid rule number `{c.arg}'")
             c.num = int(c.arg)
         if rule is not None and c.table == "nat" and rule.target == "DROP":
-            raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n')
+            raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n')
         if rule is not None and rule.target == "CT" and not rule.notrack:
             return Output.of(stderr="nfteach: iptables -j CT is modelled only with --notrack\n", status=2)
     except XtError as e:
         if e.bare:
             return Output.of(stderr=e.msg + "\n", status=e.status)
+        if e.msg.startswith("Bad argument"):
+            # the check for words left over after getopt prints no "iptables vX (...): "
+            # (iptables 1.8.9, both variants: `iptables -L -n FORWARD`, live 6.18)
+            return Output.of(stderr=f"{e.msg}\nTry `iptables -h' or 'iptables --help' for more information.\n",
+                             status=e.status)
         return _usage(ns, variant, e.msg, e.status)
     return (_run_legacy if variant == "legacy" else _run_nft)(ns, variant, c, rule)
 
