@@ -29,7 +29,7 @@ NON_GOALS = (
 
 def kind(command: str) -> str:
     """The row of the report a command belongs to: the tool and what it does."""
-    line = command.split("|", 1)[0].strip()
+    line = command.split("|", 1)[0].strip().removeprefix("@host ").strip()
     try:
         argv = shlex.split(line)
     except ValueError:
