@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup course article test test-sim lint clean book tour bench
+.PHONY: setup course article test test-sim lint clean book tour bench fidelity
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ tour: setup
 # Benchmarks: one table, and bench/results.json.
 bench: setup
 	$(PY) bench/run.py
+
+# The differential tier, longer: random scripts on sim vs vm 5.10/6.1 and live 6.18.
+FIDELITY_SCRIPTS ?= 200
+fidelity: setup
+	FIDELITY_SCRIPTS=$(FIDELITY_SCRIPTS) $(PY) -m pytest -ra -q -s tests/fidelity
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
