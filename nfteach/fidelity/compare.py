@@ -7,6 +7,9 @@ Every command gets one verdict:
 * ``refused``     — the model refused with its one-line ``nfteach:`` error where the real
   kernel ran the command; ``refused (non-goal)`` when the refusal is one of the documented
   non-goals of docs/simulator.md (:data:`NON_GOALS`), which is not counted as divergent;
+* ``after non-goal`` — a difference after a documented non-goal was refused in the same
+  script: the kernel ran that line, the model did not, so their states have parted (a
+  `-j LOG` rule that the kernel added still shows in its listings); not counted, reported;
 * ``unobservable`` — the real backend itself cannot observe this on its kernel (the live
   backend's one-line refusal naming ``--backend vm``; the step that ends such a job too):
   there is nothing to compare with, on both sides.
@@ -24,6 +27,7 @@ from ..normalize import normalize, release
 #: "Non-goals"): the pattern is searched in the simulator's one-line error
 NON_GOALS = (
     re.compile(r"^nfteach: nc: option -u is not modelled"),
+    re.compile(r"^nfteach: iptables -j (LOG|REJECT) is not modelled"),
 )
 
 
@@ -90,6 +94,7 @@ def compare(model: Sequence, real: Sequence, releases: Sequence[str] = ()) -> Li
     ``releases``: kernel build names to hide (normalize rule 8, sim 6.18 vs live only)."""
     out: List[Verdict] = []
     pending_job = False
+    after_non_goal = False  # the kernel ran a line the model refuses: their states part
     for i, (m, k) in enumerate(zip(model, real)):
         v = Verdict(i, k.machine, k.command, kind(k.command), "same")
         first = k.command.split()[0] if k.command.split() else ""
@@ -104,6 +109,9 @@ def compare(model: Sequence, real: Sequence, releases: Sequence[str] = ()) -> Li
             v.model, v.kernel = a, b
             if _own_error(m.output) and not _own_error(k.output):
                 v.verdict = "refused (non-goal)" if any(p.search(m.output) for p in NON_GOALS) else "refused"
+                after_non_goal = after_non_goal or v.verdict == "refused (non-goal)"
+            elif after_non_goal:
+                v.verdict = "after non-goal"
             else:
                 v.verdict = "divergent"
         out.append(v)

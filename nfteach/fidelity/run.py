@@ -49,14 +49,15 @@ class Report:
     def table(self) -> str:
         rows = [f"# nfteach fidelity: sim {self.kernel} vs {self.backend}, {self.scripts} scripts, seed {self.seed}, "
                 f"{self.seconds:.0f} s",
-                f"{'kind':28} {'compared':>8} {'divergent':>9} {'refused':>7} {'non-goal':>8} {'unobs.':>6}"]
+                f"{'kind':28} {'compared':>8} {'divergent':>9} {'refused':>7} {'non-goal':>8} {'after':>5} {'unobs.':>6}"]
         for k in sorted(self.by_kind):
             c = self.by_kind[k]
             n = sum(c.values()) - c["unobservable"]
             rows.append(f"{k:28} {n:8} {c['divergent']:9} {c['refused']:7} {c['refused (non-goal)']:8} "
-                        f"{c['unobservable']:6}")
+                        f"{c['after non-goal']:5} {c['unobservable']:6}")
         rows.append(f"{'total':28} {self.compared:8} {self.total('divergent'):9} {self.total('refused'):7} "
-                    f"{self.total('refused (non-goal)'):8} {self.total('unobservable'):6}")
+                    f"{self.total('refused (non-goal)'):8} {self.total('after non-goal'):5} "
+                    f"{self.total('unobservable'):6}")
         bad = len({c['script_index'] for c in self.cases})
         rows.append(f"# {self.problems} of {self.compared} commands diverge or are refused; "
                     f"{bad} of {self.scripts} scripts")
@@ -66,7 +67,8 @@ class Report:
         return {"kernel": self.kernel, "backend": self.backend, "seed": self.seed, "scripts": self.scripts,
                 "seconds": round(self.seconds, 1), "compared": self.compared,
                 "divergent": self.total("divergent"), "refused": self.total("refused"),
-                "non_goal": self.total("refused (non-goal)"), "unobservable": self.total("unobservable"),
+                "non_goal": self.total("refused (non-goal)"), "after_non_goal": self.total("after non-goal"),
+                "unobservable": self.total("unobservable"),
                 "by_kind": {k: dict(c) for k, c in sorted(self.by_kind.items())}, "cases": self.cases}
 
 

@@ -62,13 +62,16 @@ def test_broken_model_is_reported_divergent_and_shrunk(monkeypatch):
 def test_refusal_and_unobservable_verdicts():
     from nfteach.model.results import CommandResult as R
 
-    sim = [R("host", "nc -u -w 1 -z 192.168.122.204 2570",
-             "nfteach: nc: option -u is not modelled (supported: -z -v -n -w N)\n", 2),
-           R("vm", "sudo iptables -j LOG", "nfteach: iptables -j LOG is not modelled\n", 2),
-           R("vm", "sudo list-nf-hooks", "x\n", 0)]
-    real = [R("host", "nc -u -w 1 -z 192.168.122.204 2570", "", 0), R("vm", "sudo iptables -j LOG", "", 0),
-            R("vm", "sudo list-nf-hooks", "nfteach: not on this kernel; use --backend vm\n", 2)]
-    assert [v.verdict for v in compare.compare(sim, real)] == ["refused (non-goal)", "refused", "unobservable"]
+    nc_u = "nc -u -w 1 -z 192.168.122.204 2570"
+    sim = [R("vm", "sudo iptables -t nat -A OUTPUT -j MASQUERADE", "nfteach: iptables -j MASQUERADE is not modelled\n", 2),
+           R("vm", "sudo list-nf-hooks", "x\n", 0),
+           R("host", nc_u, "nfteach: nc: option -u is not modelled (supported: -z -v -n -w N)\n", 2),
+           R("vm", "sudo nft list tables", "", 0), R("vm", "lsmod", "same\n", 0)]
+    real = [R("vm", "sudo iptables -t nat -A OUTPUT -j MASQUERADE", "", 0),
+            R("vm", "sudo list-nf-hooks", "nfteach: not on this kernel; use --backend vm\n", 2),
+            R("host", nc_u, "", 0), R("vm", "sudo nft list tables", "table ip nat\n", 0), R("vm", "lsmod", "same\n", 0)]
+    assert [v.verdict for v in compare.compare(sim, real)] == [
+        "refused", "unobservable", "refused (non-goal)", "after non-goal", "same"]
 
 
 def test_generator_is_deterministic_and_covers_the_surface():
