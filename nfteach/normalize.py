@@ -14,7 +14,8 @@ between two correct runs; everything else is kept byte for byte:
    (``tcp      6 431999 ESTABLISHED``) becomes ``TIMEOUT``: it counts down in seconds,
    so the same entry shows 118 or 117 depending on when you look. The state, flags and
    tuples, which say what happened, are kept.
-4. **Timestamps.** ftrace/trace_pipe stamps (``1234.567890:``), bpftrace ``time()``
+4. **Timestamps.** ftrace/trace_pipe stamps (``1234.567890:``), kernel log stamps
+   (``[   21.791670]`` at the start of a ``dmesg`` line), bpftrace ``time()``
    (``HH:MM:SS``) and ``nsecs``-style 16+ digit numbers become ``TIMESTAMP``.
 5. **PIDs and CPUs** in ftrace lines (``nc-4711  [001]``) become ``PID`` and ``[CPU]``;
    ``pid=N``/``pid N`` become ``pid=PID``/``pid PID``.
@@ -54,6 +55,7 @@ _PORT_KV = re.compile(r"\b(?P<key>sport|dport|spt|dpt)(?P<sep>[=:])(?P<port>\d{1
 _PORT_NFT = re.compile(r"\b(?P<key>sport|dport) (?P<port>\d{1,5})\b")
 _ADDR_PORT = re.compile(r"\b(?P<addr>\d{1,3}(?:\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})\b")
 _FTRACE_STAMP = re.compile(r"\b\d{1,9}\.\d{6}:")
+_DMESG_STAMP = re.compile(r"^\[\s*\d+\.\d{6}\]")
 _CLOCK = re.compile(r"\b\d{2}:\d{2}:\d{2}\b")
 _NSECS = re.compile(r"\b\d{16,}\b")
 _FTRACE_TASK = re.compile(r"(?P<comm>\S+)-(?P<pid>\d+)(?P<sp>\s+)\[(?P<cpu>\d{3})\]")
@@ -99,6 +101,7 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
         line = _KADDR.sub("ADDR", line)
         line = _FTRACE_TASK.sub(lambda m: f"{m['comm']}-PID{m['sp']}[CPU]", line)
         line = _FTRACE_STAMP.sub("TIMESTAMP:", line)
+        line = _DMESG_STAMP.sub("[TIMESTAMP]", line)
         line = _NSECS.sub("TIMESTAMP", line)
         line = _CLOCK.sub("TIMESTAMP", line)
         line = _PID_KV.sub(lambda m: f"pid{m['sep']}PID", line)

@@ -89,3 +89,13 @@ def test_generator_is_deterministic_and_covers_the_surface():
     assert not any("dmesg" in line for s in generate.scripts(7, 60, "live") for line in s)
     rng = random.Random(1)
     assert generate.script(rng) != generate.script(rng)
+
+
+def test_normalize_rules_of_the_tier():
+    from nfteach.normalize import normalize, release
+
+    # rule 4: kernel log stamps; rule 8: a kernel build name, only where the comparer asks
+    assert normalize("[   21.791670] nf_tables: (c) 2007-2009\n") == "[TIMESTAMP] nf_tables: (c) 2007-2009\n"
+    line = "modprobe: FATAL: Module x not found in directory /lib/modules/6.18.1-a\n"
+    assert release(line, "6.18.1-a", "6.18.2-b") == line.replace("6.18.1-a", "RELEASE")
+    assert normalize(line) == line
