@@ -18,6 +18,7 @@ from ..model.backend import Output
 from .netfilter import NF_ACCEPT, NF_DROP, HookOps
 from .nftables import NftChain, get_state, kcall
 from .skb import IP_CT_UNTRACKED
+from . import xt_modules
 from .xtables import XtError, XtRule, list_header, nat_register, parse_rule_spec
 
 HOOKNUM = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
@@ -265,6 +266,8 @@ def _check_target(rule: XtRule, table: str, names) -> Optional[str]:
 
 # -- iptables-legacy ------------------------------------------------------------------
 def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
+    if rule is not None and c.cmd in ("append", "insert"):
+        xt_modules.preload(ns, rule)
     t = ns.xt.get(c.table)
     if t is None:
         t = ns.xt[c.table] = XtTable(ns, c.table)
@@ -292,6 +295,7 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
         if pos > len(ch.rules):
             return _fail("Index of insertion too big.")
         _ct_hold(ns, rule, holder, True)
+        xt_modules.hold(ns, rule, True)
         ch.rules.insert(pos, rule)
     elif c.cmd == "delete":
         if c.num is not None:
@@ -304,11 +308,13 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
                 return _fail("Bad rule (does a matching rule exist in that chain?).")
         ch.rules.remove(victim)
         _ct_hold(ns, victim, holder, False)
+        xt_modules.hold(ns, victim, False)
     elif c.cmd == "flush":
         for x in [ch] if ch else t.chains.values():
             rules, x.rules = x.rules, []
             for r in rules:
                 _ct_hold(ns, r, f"iptables {c.table} {x.name}", False)
+                xt_modules.hold(ns, r, False)
     elif c.cmd == "zero":
         for x in [ch] if ch else t.chains.values():
             x.pkts = x.bytes = 0
@@ -341,6 +347,7 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
                 chains.append((x.name, x.policy, x.pkts, x.bytes, refs, x.rules))
         text = _listing(chains, c, version) if c.cmd == "list" else _saving(chains, ch is not None)
         return Output.of(stdout=text)
+    xt_modules.sync_table_ref(ns, t)
     return Output.of()
 
 
