@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ..model.backend import Output
+from . import xt_modules
 from .netfilter import NF_ACCEPT, NF_DROP, HookOps
 from .nftables import NftChain, get_state, kcall
 from .skb import IP_CT_UNTRACKED
-from . import xt_modules
 from .xtables import XtError, XtRule, list_header, nat_register, parse_rule_spec
 
 HOOKNUM = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
