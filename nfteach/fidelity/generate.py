@@ -242,8 +242,8 @@ def _job(rng, st: _State) -> str:
 def _observe(rng, st: _State, backend: str) -> str:
     choices = ["sudo list-nf-hooks", "lsmod", "lsmod | grep nf_", "lsmod | grep conntrack"]
     if backend != "live":  # the live backend's kernel log is the whole machine's
-        # the kernel's netfilter messages; the guest's boot log is not the lab's
-        choices.append("sudo dmesg | grep -i -e nf_ -e table -e conntrack -e netfilter")
+        # the kernel's netfilter messages; the guest's boot log ("hash table entries") is not the lab's
+        choices.append("sudo dmesg | grep -i -e nf_ -e conntrack -e netfilter -e x_tables")
     return rng.choice(choices)
 
 
