@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup course article test test-sim doctest lint clean book tour bench lite
+.PHONY: setup course article test test-sim doctest lint clean book tour bench lite fidelity
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ lite: setup
 # Benchmarks: one table, and bench/results.json.
 bench: setup
 	$(PY) bench/run.py
+
+# The differential tier, longer: random scripts on sim vs vm 5.10/6.1 and live 6.18.
+FIDELITY_SCRIPTS ?= 200
+fidelity: setup
+	FIDELITY_SCRIPTS=$(FIDELITY_SCRIPTS) $(PY) -m pytest -ra -q -s tests/fidelity
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

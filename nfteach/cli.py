@@ -1,4 +1,4 @@
-"""``nfteach``: shell | doctor | vm | capture | profiles | tour | reset.
+"""``nfteach``: shell | doctor | vm | capture | profiles | tour | reset | fidelity.
 
     nfteach shell [--backend B] [--kernel K] [--json] (SCRIPT | -c CMD ...)
 """
@@ -109,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profiles", help="list the kernel profiles of the simulator")
     pr.set_defaults(func=_profiles)
     from . import course_cli, render_cli, reset, tour
+    from .fidelity import run as fidelity
 
     render_cli.add_subcommands(sub)
     course_cli.add_subcommands(sub)
     tour.add_subcommands(sub)
     reset.add_subcommands(sub)
+    fidelity.add_subcommands(sub)
     try:
         from .vm import cli as vm_cli
 

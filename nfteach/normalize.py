@@ -14,7 +14,8 @@ between two correct runs; everything else is kept byte for byte:
    (``tcp      6 431999 ESTABLISHED``) becomes ``TIMEOUT``: it counts down in seconds,
    so the same entry shows 118 or 117 depending on when you look. The state, flags and
    tuples, which say what happened, are kept.
-4. **Timestamps.** ftrace/trace_pipe stamps (``1234.567890:``), bpftrace ``time()``
+4. **Timestamps.** ftrace/trace_pipe stamps (``1234.567890:``), kernel log stamps
+   (``[   21.791670]`` at the start of a ``dmesg`` line), bpftrace ``time()``
    (``HH:MM:SS``) and ``nsecs``-style 16+ digit numbers become ``TIMESTAMP``.
 5. **PIDs and CPUs** in ftrace lines (``nc-4711  [001]``) become ``PID`` and ``[CPU]``;
    ``pid=N``/``pid N`` become ``pid=PID``/``pid PID``.
@@ -27,6 +28,14 @@ between two correct runs; everything else is kept byte for byte:
    build name, and a profile describes a version (``nfteach/model/profiles/6.18.toml``; the
    live backend picks the profile by major.minor). Major and minor are kept, so a
    transcript of another kernel version still differs.
+
+Only in the differential tier (``nfteach fidelity``, :func:`release`), for ``sim 6.18`` vs
+``live``:
+
+8. **This machine's kernel build name.** ``uname -r`` of the live machine (in
+   ``/lib/modules/6.18.44-...`` of a modprobe error, in ``uname -r``) and the 6.18 profile's
+   release both become ``RELEASE``: the profile models the 6.18 kernel, not the build of
+   whichever machine runs the comparison (a vm kernel's release is compared as is).
 
 Not normalised, on purpose (each was measured to be the same in every run on the live
 backend, 6.18):
@@ -52,6 +61,7 @@ _PORT_KV = re.compile(r"\b(?P<key>sport|dport|spt|dpt)(?P<sep>[=:])(?P<port>\d{1
 _PORT_NFT = re.compile(r"\b(?P<key>sport|dport) (?P<port>\d{1,5})\b")
 _ADDR_PORT = re.compile(r"\b(?P<addr>\d{1,3}(?:\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})\b")
 _FTRACE_STAMP = re.compile(r"\b\d{1,9}\.\d{6}:")
+_DMESG_STAMP = re.compile(r"^\[\s*\d+\.\d{6}\]")
 _CLOCK = re.compile(r"\b\d{2}:\d{2}:\d{2}\b")
 _NSECS = re.compile(r"\b\d{16,}\b")
 _FTRACE_TASK = re.compile(r"(?P<comm>\S+)-(?P<pid>\d+)(?P<sp>\s+)\[(?P<cpu>\d{3})\]")
@@ -109,6 +119,7 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
         line = _KADDR.sub("ADDR", line)
         line = _FTRACE_TASK.sub(lambda m: f"{m['comm']}-PID{m['sp']}[CPU]", line)
         line = _FTRACE_STAMP.sub("TIMESTAMP:", line)
+        line = _DMESG_STAMP.sub("[TIMESTAMP]", line)
         line = _NSECS.sub("TIMESTAMP", line)
         line = _CLOCK.sub("TIMESTAMP", line)
         line = _PID_KV.sub(lambda m: f"pid{m['sep']}PID", line)
@@ -120,3 +131,10 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
         out.append(line)
     flush()
     return "\n".join(out)
+
+
+def release(text: str, *names: str) -> str:
+    """``text`` with each kernel release in ``names`` replaced by ``RELEASE`` (rule 8)."""
+    for name in sorted(filter(None, names), key=len, reverse=True):
+        text = text.replace(name, "RELEASE")
+    return text

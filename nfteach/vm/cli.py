@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "exec":
         return exec_lines(args.kernel, args.line)
     if cmd == "derive":
-        from . import derive
+        from ..fidelity import derive
 
         return derive.run(args.kernel, guest=not args.no_guest, out=args.out)
     raise SystemExit(f"unknown vm command {cmd}")

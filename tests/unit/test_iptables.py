@@ -275,7 +275,7 @@ def test_quoted_hostile_port_real():
 def test_hostile_input_is_a_short_error(args, variant):
     out = iptables_main(mk(), [f"iptables-{variant}"] + args, variant)
     assert out.status != 0 and out.stderr and "Traceback" not in out.text
-    assert len(out.stderr.splitlines()) <= 4
+    assert len(out.stderr.splitlines()) <= 5  # nat + DROP: 5 lines on iptables 1.8.9 (fidelity-edges.lab)
 
 
 def test_user_chain_real():

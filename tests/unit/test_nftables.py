@@ -268,7 +268,8 @@ REAL_ERRORS = [
     ("add chain ip t c { type filter hook input priority 5 ; }",
      "Error: Could not process rule: Operation not supported\n"
      "add chain ip t c { type filter hook input priority 5 ; }\n"
-     "^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"),
+     # one caret past the `}` (re-measured with nft 1.0.6 on 6.18, argv and -f alike)
+     "^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"),
     ("add rule ip t c tcp dport 70000 drop",
      "Error: Service out of range\nadd rule ip t c tcp dport 70000 drop\n                          ^^^^^\n"),
     ("add rule ip t nochain tcp dport 1 drop",

@@ -54,7 +54,7 @@ def test_derived_facts_have_one_home(path):
 
 
 def test_parse_modinfo_keeps_order_and_continuations():
-    from nfteach.vm.derive import parse_modinfo
+    from nfteach.fidelity.derive import parse_modinfo
 
     text = ("filename:       /lib/modules/5.10.0-32-cloud-amd64/kernel/net/netfilter/nf_conntrack.ko\n"
             "license:        GPL\nalias:          ip_conntrack\n"

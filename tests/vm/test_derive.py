@@ -5,8 +5,9 @@ differs from the committed file (re-run ``nfteach vm derive --kernel K`` and rev
 """
 import sys
 
+from nfteach.fidelity import derive
 from nfteach.model.profile import load_profile
-from nfteach.vm import derive, fetch
+from nfteach.vm import fetch
 
 if sys.version_info >= (3, 11):
     import tomllib

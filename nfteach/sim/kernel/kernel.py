@@ -45,6 +45,11 @@ class Kernel:
             # built in: the subsystem exists from boot, hooks only for users
             self.conntrack.load(enable_hooks=False)
         self.stack.link(init, LAB["vm"]["addr"], host, LAB["host"]["addr"])
+        # the guest's own drivers, loaded at boot (the tail of a bare `lsmod` on the vm)
+        for name in self.profile.extra.get("boot_modules", []) if self.profile.modules else []:
+            self.modules.load(name)
+        for name in self.profile.extra.get("boot_module_refs", []) if self.profile.modules else []:
+            self.modules.get(name, "boot")
 
     # -- namespaces -----------------------------------------------------------------------
     def add_netns(self, name: str) -> Netns:

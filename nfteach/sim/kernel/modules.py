@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
+from .kernfs import readdir_order
+
 DEFAULT_MODULES: Dict[str, Dict] = {
     # name: deps (dependencies are loaded first)
     "libcrc32c": {"deps": []},
@@ -24,11 +26,11 @@ DEFAULT_MODULES: Dict[str, Dict] = {
     "nf_nat": {"deps": ["nf_conntrack", "libcrc32c"]},
     "x_tables": {"deps": []},
     "ip_tables": {"deps": ["x_tables"]},
-    "iptable_filter": {"deps": ["ip_tables"]},
-    "iptable_raw": {"deps": ["ip_tables"]},
-    "iptable_mangle": {"deps": ["ip_tables"]},
-    "iptable_security": {"deps": ["ip_tables"]},
-    "iptable_nat": {"deps": ["ip_tables", "nf_nat"]},
+    "iptable_filter": {"deps": ["ip_tables", "x_tables"]},
+    "iptable_raw": {"deps": ["ip_tables", "x_tables"]},
+    "iptable_mangle": {"deps": ["ip_tables", "x_tables"]},
+    "iptable_security": {"deps": ["ip_tables", "x_tables"]},
+    "iptable_nat": {"deps": ["ip_tables", "nf_nat", "x_tables"]},
     "xt_conntrack": {"deps": ["x_tables", "nf_conntrack"]},
     "xt_state": {"deps": ["x_tables", "nf_conntrack"]},
     "xt_CT": {"deps": ["x_tables", "nf_conntrack"]},
@@ -78,7 +80,9 @@ class Modules:
         if name in self.loaded:
             return False
         spec = self.table[name]
-        for dep in spec.get("deps", []):
+        # modprobe inserts the modules.dep list from its end (measured on 5.10: libcrc32c,
+        # nf_defrag_ipv4, nf_defrag_ipv6, then nf_conntrack)
+        for dep in reversed(spec.get("deps", [])):
             self.load(dep)
         mod = Module(name, int(spec.get("size", 0)), list(spec.get("deps", [])), params=dict(params or {}))
         for dep in mod.deps:
@@ -122,7 +126,7 @@ class Modules:
         for name in reversed(list(self.loaded)):
             m = self.loaded[name]
             line = f"{name:<19} {m.size:>8}  {self.use_count(name)}"
-            if m.holders:
-                line += " " + ",".join(reversed(m.holders))
+            if m.holders:  # kmod reads /sys/module/NAME/holders/: kernfs order
+                line += " " + ",".join(readdir_order(m.holders))
             lines.append(line)
         return "\n".join(lines) + "\n"

@@ -201,7 +201,13 @@ class Stack:
                     self._passive_open(ns, skb, role)
                 elif not skb.flags & RST:
                     self.send_reset(ns, skb)
-                self.consume_skb(skb)
+                if role is None:
+                    # no_tcp_socket -> discard_it: kfree_skb (reason NO_SOCKET on 6.x), which
+                    # the skb:kfree_skb tracepoint sees (live 6.18: a SYN to a closed port
+                    # counts 1 in a kfree_skb probe; found by `nfteach fidelity`)
+                    self.kfree_skb(skb, reason="NO_SOCKET")
+                else:
+                    self.consume_skb(skb)
                 return
             self._segment(sock, skb)
             self.consume_skb(skb)

@@ -24,6 +24,10 @@ CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
 # a few of /etc/services, for listings without -n
 SERVICES = {22: "ssh", 25: "smtp", 53: "domain", 80: "http", 123: "ntp", 443: "https"}
 BUILTIN_TARGETS = ("ACCEPT", "DROP", "RETURN")
+#: real targets the model does not run: refused with one `nfteach:` line, never imitated
+UNMODELLED_TARGETS = ("LOG", "REJECT", "NFLOG", "MASQUERADE", "SNAT", "DNAT", "REDIRECT", "MARK", "CONNMARK",
+                      "TRACE", "NFQUEUE", "TCPMSS", "TEE", "AUDIT", "CLASSIFY", "DSCP", "TOS", "TTL", "SET",
+                      "CHECKSUM", "SECMARK", "CONNSECMARK", "TPROXY", "SYNPROXY", "ULOG")
 
 
 class XtError(Exception):
@@ -368,6 +372,10 @@ def parse_rule_spec(args: List[str], table: str, version: str) -> XtRule:
             t = val(a)
             if t in BUILTIN_TARGETS or t == "NOTRACK" or t == "CT":
                 r.target = t
+            elif t in UNMODELLED_TARGETS:
+                raise XtError(f"nfteach: iptables -j {t} is not modelled (docs/simulator.md, non-goals); "
+                              "supported targets: ACCEPT, DROP, RETURN, NOTRACK, CT --notrack, a user chain",
+                              status=2, bare=True, tryhelp=False)
             elif t.startswith("-"):
                 raise XtError(f"option \"{a}\" requires an argument")
             else:

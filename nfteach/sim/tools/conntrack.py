@@ -79,17 +79,23 @@ def main(kernel, ns, argv) -> Output:
         entries = ct_state.entries()
     entries = [ct for ct in entries if _match(ct, filters)]
     if cmd == "-D":
+        # each deleted entry is printed as -L prints it; nothing deleted exits 1 (live 6.18)
+        shown = "".join(format_entry(ct, kernel.conntrack.expires(ct), kernel.profile.secctx) + "\n" for ct in entries)
         for ct in entries:
             kernel.conntrack.nf_ct_delete(ct)
-        return Output.of(stderr=f"conntrack v{ver} (conntrack-tools): {len(entries)} flow entries have been deleted.\n")
+        return Output((("out", shown),) * bool(shown) + (("err", f"conntrack v{ver} (conntrack-tools): {len(entries)} "
+                      "flow entries have been deleted.\n"),), 0 if entries else 1)
     if cmd == "-C":
         return Output.of(stdout=f"{len(entries)}\n")
     if cmd == "-S":
         lines = []
         for cpu in range(kernel.profile.ncpus):
             st = ct_state.stat if (ct_state and cpu == 0) else {}
-            fields = ["found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error", "search_restart"]
-            lines.append(f"cpu={cpu:<8}\t" + " ".join(f"{f}={st.get(f, 0)}" for f in fields) + " ")
+            fields = kernel.profile.extra.get("ct_stat_fields", ["found", "invalid", "insert", "insert_failed",
+                                                                 "drop", "early_drop", "error", "search_restart"])
+            off = kernel.profile.extra.get("ct_stat_uncounted", [])
+            # conntrack-tools nfct_stats_cb: printf("cpu=%-4u\t", ...)
+            lines.append(f"cpu={cpu:<4}\t" + " ".join(f"{f}={0 if f in off else st.get(f, 0)}" for f in fields) + " ")
         return Output.of(stdout="\n".join(lines) + "\n")
     out = "".join(format_entry(ct, kernel.conntrack.expires(ct), kernel.profile.secctx) + "\n" for ct in entries)
     return Output((("out", out),) * bool(out) + (("err", f"conntrack v{ver} (conntrack-tools): {len(entries)} flow entries have been shown.\n"),), 0)

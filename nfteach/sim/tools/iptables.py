@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ...model.backend import Output
+from ..kernel import xt_modules
 from ..kernel.ip_tables import HOOKNUM, NAT_PRIO, TABLES, XtChain, XtTable
 from ..kernel.nftables import NftChain, get_state, kcall
 from ..kernel.xtables import XtError, XtRule, list_header, parse_rule_spec
@@ -138,12 +139,17 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
                 raise XtError(f"Invalid rule number `{c.arg}'")
             c.num = int(c.arg)
         if rule is not None and c.table == "nat" and rule.target == "DROP":
-            raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n')
+            raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n')
         if rule is not None and rule.target == "CT" and not rule.notrack:
             return Output.of(stderr="nfteach: iptables -j CT is modelled only with --notrack\n", status=2)
     except XtError as e:
         if e.bare:
             return Output.of(stderr=e.msg + "\n", status=e.status)
+        if e.msg.startswith("Bad argument"):
+            # the check for words left over after getopt prints no "iptables vX (...): "
+            # (iptables 1.8.9, both variants: `iptables -L -n FORWARD`, live 6.18)
+            return Output.of(stderr=f"{e.msg}\nTry `iptables -h' or 'iptables --help' for more information.\n",
+                             status=e.status)
         return _usage(ns, variant, e.msg, e.status)
     return (_run_legacy if variant == "legacy" else _run_nft)(ns, variant, c, rule)
 
@@ -196,6 +202,8 @@ def _check_target(rule: XtRule, table: str, names) -> Optional[str]:
 
 # -- iptables-legacy ------------------------------------------------------------------
 def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
+    if rule is not None and c.cmd in ("append", "insert"):
+        xt_modules.preload(ns, rule)
     t = ns.xt.get(c.table)
     if t is None:
         t = ns.xt[c.table] = XtTable(ns, c.table)
@@ -223,6 +231,7 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
         if pos > len(ch.rules):
             return _fail("Index of insertion too big.")
         _ct_hold(ns, rule, holder, True)
+        xt_modules.hold(ns, rule, True)
         ch.rules.insert(pos, rule)
     elif c.cmd == "delete":
         if c.num is not None:
@@ -235,11 +244,13 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
                 return _fail("Bad rule (does a matching rule exist in that chain?).")
         ch.rules.remove(victim)
         _ct_hold(ns, victim, holder, False)
+        xt_modules.hold(ns, victim, False)
     elif c.cmd == "flush":
         for x in [ch] if ch else t.chains.values():
             rules, x.rules = x.rules, []
             for r in rules:
                 _ct_hold(ns, r, f"iptables {c.table} {x.name}", False)
+                xt_modules.hold(ns, r, False)
     elif c.cmd == "zero":
         for x in [ch] if ch else t.chains.values():
             x.pkts = x.bytes = 0
@@ -272,6 +283,7 @@ def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
                 chains.append((x.name, x.policy, x.pkts, x.bytes, refs, x.rules))
         text = _listing(chains, c, version) if c.cmd == "list" else _saving(chains, ch is not None)
         return Output.of(stdout=text)
+    xt_modules.sync_table_ref(ns, t)
     return Output.of()
 
 

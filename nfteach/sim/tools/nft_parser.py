@@ -177,11 +177,11 @@ class Parser:
                     raise NftError("nfteach: rule positions (handle/position/index) are not modelled",
                                    (self.tok.start, self.tok.end))
                 self.rule(cmd)
-        # nft's location of a whole command reaches one column further for each negative
-        # number in it (measured with nft 1.0.6: `priority -2147483649` -> one extra caret)
-        toks = self.toks[:self.i]
-        negs = sum(1 for a, b in zip(toks, toks[1:]) if a.start >= start and a.text == "-" and b.kind == "num")
-        cmd.span = (start, self.toks[self.i - 1].end + negs)
+        # nft's location of a whole command that ends with a `{ ... }` block reaches one
+        # column past the `}` (measured on live 6.18, nft 1.0.6, with positive, negative and
+        # int32-extreme priorities and with a policy: always the line's length + 1 carets)
+        last = self.toks[self.i - 1]
+        cmd.span = (start, last.end + (1 if last.text == "}" else 0))
         return cmd
 
     def table_spec(self, cmd: Command) -> None:
