@@ -64,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.vm_command
     if cmd in ("fetch", "build"):
         from .disk import build_image
+        from .mirror import NoMirror
 
         for k in args.kernel or list(fetch.KERNELS):
             t = time.monotonic()
-            build_image(k, force=args.force and cmd == "build")
+            try:
+                build_image(k, force=args.force and cmd == "build")
+            except NoMirror as e:
+                sys.stderr.write(f"nfteach: {e}\n")
+                return 2
             log.info("kernel %s ready (%.0f s)", k, time.monotonic() - t)
         return 0
     if cmd == "status":

@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from .mirror import debian_mirror, security_mirror
+
 log = logging.getLogger("nfteach.vm")
 
 Progress = Callable[[str], None]
 
-MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
@@ -55,6 +56,8 @@ class KernelSpec:
     suites: tuple  # (suite, components) lines for the private sources list
     release: Optional[str]  # "5.10.0-32-cloud-amd64"; None: take the suite's current ABI
     needs_headers: bool  # no BTF usable by bpftrace: ship headers to the guest
+    security: bool = False  # also <suite>-security from the security archive, if one is configured
+    userland: str = "bookworm"  # Debian suite of the guest's userland (rootfs.py)
 
 
 KERNELS: Dict[str, KernelSpec] = {
@@ -67,6 +70,17 @@ KERNELS: Dict[str, KernelSpec] = {
         (("bookworm", "main"), ("bookworm-updates", "main")),
         None,
         False,
+        security=True,
+    ),
+    # trixie: the same, and the guest runs trixie's own userland (tools of Debian 13).
+    "6.12": KernelSpec(
+        "6.12",
+        "trixie",
+        (("trixie", "main"), ("trixie-updates", "main")),
+        None,
+        False,
+        security=True,
+        userland="trixie",
     ),
 }
 
@@ -135,9 +149,11 @@ class Apt:
         self.spec = spec
         for d in ("lists/partial", "archives/partial", "etc/preferences.d", "etc/sources.list.d", "etc/trusted.gpg.d"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        sources = "".join(f"deb [signed-by={KEYRING}] {MIRROR} {s} {c}\n" for s, c in spec.suites)
-        if spec.suite == "bookworm":
-            sources += f"deb [signed-by={KEYRING}] http://deb.debian.org/debian-security bookworm-security main\n"
+        mirror = debian_mirror()
+        sources = "".join(f"deb [signed-by={KEYRING}] {mirror} {s} {c}\n" for s, c in spec.suites)
+        security = security_mirror() if spec.security else None
+        if security:  # the point release's kernel may be older than the security one
+            sources += f"deb [signed-by={KEYRING}] {security} {spec.suite}-security main\n"
         (self.root / "etc/sources.list").write_text(sources)
         status = self.root / "status"
         if not status.exists():
@@ -214,7 +230,8 @@ def resolve_release(spec: KernelSpec, apt: Apt) -> str:
     if spec.release:
         return spec.release
     dep = apt.show("linux-image-cloud-amd64")["Depends"]
-    m = re.search(r"linux-image-(\d+\.\d+\.\d+-\d+-cloud-amd64)", dep)
+    # 5.10.0-32-cloud-amd64 (bullseye, bookworm), 6.12.118+deb13-cloud-amd64 (trixie)
+    m = re.search(r"linux-image-(\d+\.\d+\.\d+[-+][0-9a-z]+-cloud-amd64)", dep)
     if not m:
         raise RuntimeError(f"cannot find the current cloud ABI in {dep!r}")
     return m.group(1)
@@ -245,7 +262,7 @@ def _extract(deb: Path, dest: Path, members: Optional[Callable[[str], bool]] = N
 
 
 def fetch_kernel(kernel: str, progress: Optional[Progress] = None, keep_debs: bool = False) -> Path:
-    """Download and unpack kernel ``kernel`` ("5.10" or "6.1"); return its cache directory."""
+    """Download and unpack kernel ``kernel`` (a key of ``KERNELS``); return its cache directory."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
     shared = shared_kernel_dir(kernel)

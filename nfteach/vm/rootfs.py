@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from .fetch import MIRROR, Progress, _say, cache_dir
+from .fetch import Progress, _say, cache_dir
+from .mirror import debian_mirror
 
 log = logging.getLogger("nfteach.vm")
 
@@ -54,7 +55,7 @@ def _build_rootfs(dest: Path, progress: Optional[Progress], force: bool) -> Path
     _say(progress, f"rootfs: debootstrap --variant=minbase {SUITE} (about a minute)")
     with open(tmp.with_suffix(".log"), "w") as logf:
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), MIRROR],
+            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), debian_mirror()],
             check=True, stdout=logf, stderr=subprocess.STDOUT,
         )
     _finish(tmp, dest, progress)
