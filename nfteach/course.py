@@ -32,7 +32,7 @@ DEFAULT_BACKEND = "sim"
 DEFAULT_KERNEL = "5.10"
 ARTICLE = "https://blog.cloudflare.com/conntrack-turns-a-blind-eye-to-dropped-syns/"
 #: kernels each backend can compare side by side (live has only this machine's kernel)
-KERNELS = {"sim": ("5.10", "6.1", "6.18"), "vm": ("5.10", "6.1"), "live": (None,)}
+KERNELS = {"sim": ("5.10", "6.1", "6.12", "6.18"), "vm": ("5.10", "6.1", "6.12"), "live": (None,)}
 
 
 # -- the lab of a notebook -------------------------------------------------------------

@@ -26,7 +26,15 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from .fetch import Progress, _say, fetch_kernel, kernel_dir, read_manifest, shared_kernel_dir
+from .fetch import (
+    KERNELS,
+    Progress,
+    _say,
+    fetch_kernel,
+    kernel_dir,
+    read_manifest,
+    shared_kernel_dir,
+)
 from .rootfs import build_rootfs
 
 log = logging.getLogger("nfteach.vm")
@@ -188,7 +196,7 @@ def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress
         _say(progress, f"image {kernel}: cached in {out}")
         return out
     release = read_manifest(kernel)["release"]
-    rootfs = build_rootfs(progress)
+    rootfs = build_rootfs(progress, suite=KERNELS[kernel].userland)
     tmp = out.with_name("image.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -298,6 +298,10 @@ def _fetch_kernel(kernel: str, kdir: Path, progress: Optional[Progress], keep_de
     _say(progress, f"kernel {kernel}: unpacking the kernel and its modules")
     _extract(debs[0], tmp / "modules")
     shutil.move(str(tmp / "modules" / "boot" / f"vmlinuz-{release}"), tmp / "vmlinuz")
+    merged = tmp / "modules" / "usr" / "lib" / "modules"  # trixie ships modules in /usr/lib/modules
+    if merged.is_dir() and not (tmp / "modules" / "lib" / "modules").exists():
+        (tmp / "modules" / "lib").mkdir(exist_ok=True)
+        os.replace(merged, tmp / "modules" / "lib" / "modules")
     _say(progress, f"kernel {kernel}: extracting vmlinux and netfilter debug files")
     dbg = f"./usr/lib/debug/lib/modules/{release}/"
 
