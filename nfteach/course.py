@@ -471,6 +471,14 @@ class SideBySide(_Shown):
         return self.runs[kernel]
 
 
+def what_changed(runs):
+    """The table of notebook 10: what each kernel's lab printed, one column per kernel
+    (``runs``: a ``side_by_side`` of ``kernel_changes.SCRIPT``; see ``nfteach.kernel_changes``)."""
+    from .kernel_changes import Changes
+
+    return Changes(getattr(runs, "runs", runs))
+
+
 def side_by_side(lab: Lab, script, kernels_: Optional[Sequence[Optional[str]]] = None) -> SideBySide:
     """Run ``script`` in a fresh lab of each kernel the backend offers (the lab itself on live).
 
