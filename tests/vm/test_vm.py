@@ -7,9 +7,9 @@ import time
 import pytest
 
 from nfteach.lab import Lab
-from nfteach.vm.fetch import KERNELS
 from nfteach.vm.backend import VmBackend
 from nfteach.vm.cli import GOLDEN, SCENARIOS, capture
+from nfteach.vm.fetch import KERNELS
 
 try:
     from nfteach.normalize import normalize
