@@ -6,7 +6,7 @@ Every notebook starts the same way::
     lab = course.open_lab()      # NFTEACH_BACKEND / NFTEACH_KERNEL, default: sim 5.10
     course.banner(lab)           # the first output says which backend produced the results
 
-``NFTEACH_BACKEND`` (``sim``, ``live``, ``vm``) and ``NFTEACH_KERNEL`` (``5.10``, ``6.1``,
+``NFTEACH_BACKEND`` (``sim``, ``live``, ``vm``) and ``NFTEACH_KERNEL`` (``5.10``, ``6.1``, ``6.12``,
 ``6.18``) choose the lab for the whole course; ``nfteach tour`` and CI set them.
 
 >>> flow_count("conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.")

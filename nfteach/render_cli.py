@@ -30,7 +30,7 @@ def add_subcommands(subparsers) -> None:
     for what, text in helps.items():
         p = sub.add_parser(what, help=text)
         p.add_argument("--backend", "-b", default=DEFAULT_BACKEND, help="sim (default), live or vm")
-        p.add_argument("--kernel", "-k", default=None, help="kernel profile: 5.10, 6.1, 6.18")
+        p.add_argument("--kernel", "-k", default=None, help="kernel profile: 5.10, 6.1, 6.12, 6.18")
         p.add_argument("--compare", metavar="K2", default=None,
                        help="draw the same scenario on a second kernel profile side by side (sim)")
         p.add_argument("--machine", default="vm", choices=("vm", "host"), help="whose hooks (hooks only)")

@@ -17,7 +17,7 @@ from nfteach import Lab
 from nfteach.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[2]
-KERNELS = ["5.10", "6.1"]
+KERNELS = ["5.10", "6.1", "6.12"]
 
 
 def golden(kernel, name):
@@ -114,7 +114,7 @@ def job_output(transcript, nth):
     return steps[i][1] + kill
 
 
-@pytest.mark.parametrize("kernel,nth", [("5.10", 0), ("6.1", 0), ("5.10", 1), ("6.1", 1)])
+@pytest.mark.parametrize("kernel,nth", [("5.10", 0), ("6.1", 0), ("6.12", 0), ("5.10", 1), ("6.1", 1), ("6.12", 1)])
 def test_kernel_stacks_are_the_real_ones(kernel, nth):
     """Same stacks, frame for frame with the captured offsets, and the same counts: the
     dropped SYNs (nc's, and the retransmission's via ksoftirqd on 5.10), the client's own SYN
