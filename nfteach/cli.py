@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .backends import DEFAULT_BACKEND, REGISTRY
+from .backends import DEFAULT_BACKEND, REGISTRY, chosen_kernel
 
 
 def _shell(args) -> int:
@@ -31,7 +31,7 @@ def _shell(args) -> int:
         print("nfteach shell: give a SCRIPT file (or - for stdin) or -c CMD", file=sys.stderr)
         return 2
     try:
-        lab = Lab(args.backend, kernel=args.kernel)
+        lab = Lab(args.backend, kernel=chosen_kernel(args.backend, args.kernel))
     except LabError as e:
         print(f"nfteach: {e}", file=sys.stderr)
         return 2

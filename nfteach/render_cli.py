@@ -52,6 +52,7 @@ def _lines(args) -> List[str]:
 
 def _render(args) -> int:
     from . import observe
+    from .backends import chosen_kernel
     from .lab import Lab
     from .model.errors import LabError
 
@@ -78,7 +79,7 @@ def _render(args) -> int:
                 return 2
             result = observe.compare("\n".join(setup), last, (args.kernel or "5.10", args.compare), args.machine)
         else:
-            with Lab(args.backend, kernel=args.kernel) as lab:
+            with Lab(args.backend, kernel=chosen_kernel(args.backend, args.kernel)) as lab:
                 for ln in setup:
                     r = lab.run(ln)
                     if r is not None and r.status != 0:

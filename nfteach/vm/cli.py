@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,11 +45,13 @@ def add_subcommands(subparsers) -> None:
                        help="kernel to prepare (repeatable; default: all)")
         p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p = vsub.add_parser("up", help="boot a guest and keep it running until Ctrl-C")
-    p.add_argument("--kernel", choices=list(fetch.KERNELS), default="5.10")
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=os.environ.get("NFTEACH_KERNEL") or "5.10",
+                   help="kernel (default $NFTEACH_KERNEL, else 5.10)")
     vsub.add_parser("status", help="cached kernels and running guests")
     vsub.add_parser("down", help="remove leftovers of guests that are gone")
     p = vsub.add_parser("exec", help="boot a guest, run lab command lines, stop it")
-    p.add_argument("--kernel", choices=list(fetch.KERNELS), default="5.10")
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=os.environ.get("NFTEACH_KERNEL") or "5.10",
+                   help="kernel (default $NFTEACH_KERNEL, else 5.10)")
     p.add_argument("line", nargs="+", help="a lab command line (quote it), or several")
     cap = subparsers.add_parser("capture", help="run the scenarios on a real kernel, write golden files")
     cap.add_argument("--kernel", required=True, choices=list(fetch.KERNELS))
