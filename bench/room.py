@@ -475,7 +475,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="sim only, notebooks 00 and 01 (CI smoke)")
     ap.add_argument("--no-vm", action="store_true", help="do not boot the vm kernels")
-    ap.add_argument("--kernel", action="append", help="vm kernels (default 5.10 and 6.1)")
+    ap.add_argument("--kernel", action="append", help="vm kernels (default 5.10, 6.1 and 6.12)")
     ap.add_argument("--vm-memory", action="append", help="guest -m in MiB (repeatable; default 2048)")
     ap.add_argument("--vm-notebook", action="append", default=[],
                     help="also run this notebook (e.g. 05) on vm, first --kernel, in an ipykernel (repeatable)")
@@ -500,7 +500,7 @@ def main(argv=None) -> int:
     res: Dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "started": time.time()}
     res["sim"] = sim(args.quick, say)
     if not (args.quick or args.no_vm):
-        res["vm"] = vm(args.kernel or ["5.10", "6.1"], args.vm_memory or ["2048"], say)
+        res["vm"] = vm(args.kernel or ["5.10", "6.1", "6.12"], args.vm_memory or ["2048"], say)
         if args.vm_notebook:
             res["vm_notebooks"] = vm_notebooks((args.kernel or ["5.10"])[0], args.vm_notebook, say)
     res["sizing"] = sizing(res)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Dict, Tuple
 
 from .browser import IN_BROWSER, not_here
@@ -31,6 +32,13 @@ def get_backend_class(name: str):
     except ImportError as e:
         raise BackendUnavailable(f"backend {name!r} cannot be imported ({e}); install: {hint}") from None
     return getattr(mod, cls)
+
+
+def chosen_kernel(backend: str, kernel: str | None = None) -> str | None:
+    """The kernel a command line asked for, else ``$NFTEACH_KERNEL`` (not on live: one kernel)."""
+    if kernel or backend == "live":
+        return kernel
+    return os.environ.get("NFTEACH_KERNEL") or None
 
 
 def make_backend(name: str = DEFAULT_BACKEND, kernel: str | None = None, **options):

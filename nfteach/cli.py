@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .backends import DEFAULT_BACKEND, REGISTRY
+from .backends import DEFAULT_BACKEND, REGISTRY, chosen_kernel
 
 
 def _shell(args) -> int:
@@ -36,7 +36,7 @@ def _shell(args) -> int:
         print("nfteach shell: give a SCRIPT file (or - for stdin) or -c CMD", file=sys.stderr)
         return 2
     try:
-        lab = Lab(args.backend, kernel=args.kernel)
+        lab = Lab(args.backend, kernel=chosen_kernel(args.backend, args.kernel))
     except LabError as e:
         print(f"nfteach: {e}", file=sys.stderr)
         return 2
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd")
     sh = sub.add_parser("shell", help="run lab commands and print a transcript")
     sh.add_argument("--backend", "-b", default=DEFAULT_BACKEND, help="sim (default), live or vm")
-    sh.add_argument("--kernel", "-k", default=None, help="kernel profile: 5.10 (default on sim), 6.1, 6.18")
+    sh.add_argument("--kernel", "-k", default=None, help="kernel profile: 5.10 (default on sim), 6.1, 6.12, 6.18")
     sh.add_argument("--json", action="store_true", help="print one JSON array of results")
     sh.add_argument("--keep-going", action="store_true", help="exit 0 even if the last command failed")
     sh.add_argument("-c", dest="command", action="append", metavar="CMD", help="a command line (repeatable)")

@@ -6,7 +6,7 @@ Every notebook starts the same way::
     lab = course.open_lab()      # NFTEACH_BACKEND / NFTEACH_KERNEL, default: sim 5.10
     course.banner(lab)           # the first output says which backend produced the results
 
-``NFTEACH_BACKEND`` (``sim``, ``live``, ``vm``) and ``NFTEACH_KERNEL`` (``5.10``, ``6.1``,
+``NFTEACH_BACKEND`` (``sim``, ``live``, ``vm``) and ``NFTEACH_KERNEL`` (``5.10``, ``6.1``, ``6.12``,
 ``6.18``) choose the lab for the whole course; ``nfteach tour`` and CI set them.
 
 >>> flow_count("conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.")
@@ -32,7 +32,7 @@ DEFAULT_BACKEND = "sim"
 DEFAULT_KERNEL = "5.10"
 ARTICLE = "https://blog.cloudflare.com/conntrack-turns-a-blind-eye-to-dropped-syns/"
 #: kernels each backend can compare side by side (live has only this machine's kernel)
-KERNELS = {"sim": ("5.10", "6.1", "6.18"), "vm": ("5.10", "6.1"), "live": (None,)}
+KERNELS = {"sim": ("5.10", "6.1", "6.12", "6.18"), "vm": ("5.10", "6.1", "6.12"), "live": (None,)}
 
 
 # -- the lab of a notebook -------------------------------------------------------------
@@ -469,6 +469,14 @@ class SideBySide(_Shown):
 
     def __getitem__(self, kernel: str):
         return self.runs[kernel]
+
+
+def what_changed(runs):
+    """The table of notebook 10: what each kernel's lab printed, one column per kernel
+    (``runs``: a ``side_by_side`` of ``kernel_changes.SCRIPT``; see ``nfteach.kernel_changes``)."""
+    from .kernel_changes import Changes
+
+    return Changes(getattr(runs, "runs", runs))
 
 
 def side_by_side(lab: Lab, script, kernels_: Optional[Sequence[Optional[str]]] = None) -> SideBySide:

@@ -27,7 +27,7 @@ class Lab:
     """Two machines from the article, ``vm`` (192.168.122.204) and ``host`` (192.168.122.1).
 
     ``backend`` is ``"sim"`` (default), ``"live"`` or ``"vm"``; ``kernel`` names a kernel
-    profile (``"5.10"``, ``"6.1"``, ``"6.18"``) where the backend lets you choose.
+    profile (``"5.10"``, ``"6.1"``, ``"6.12"``, ``"6.18"``) where the backend lets you choose.
     """
 
     def __init__(self, backend: Union[str, Backend] = DEFAULT_BACKEND, kernel: Optional[str] = None, **options):

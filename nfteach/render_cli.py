@@ -30,7 +30,7 @@ def add_subcommands(subparsers) -> None:
     for what, text in helps.items():
         p = sub.add_parser(what, help=text)
         p.add_argument("--backend", "-b", default=DEFAULT_BACKEND, help="sim (default), live or vm")
-        p.add_argument("--kernel", "-k", default=None, help="kernel profile: 5.10, 6.1, 6.18")
+        p.add_argument("--kernel", "-k", default=None, help="kernel profile: 5.10, 6.1, 6.12, 6.18")
         p.add_argument("--compare", metavar="K2", default=None,
                        help="draw the same scenario on a second kernel profile side by side (sim)")
         p.add_argument("--machine", default="vm", choices=("vm", "host"), help="whose hooks (hooks only)")
@@ -52,6 +52,7 @@ def _lines(args) -> List[str]:
 
 def _render(args) -> int:
     from . import observe
+    from .backends import chosen_kernel
     from .lab import Lab
     from .model.errors import LabError
 
@@ -78,7 +79,7 @@ def _render(args) -> int:
                 return 2
             result = observe.compare("\n".join(setup), last, (args.kernel or "5.10", args.compare), args.machine)
         else:
-            with Lab(args.backend, kernel=args.kernel) as lab:
+            with Lab(args.backend, kernel=chosen_kernel(args.backend, args.kernel)) as lab:
                 for ln in setup:
                     r = lab.run(ln)
                     if r is not None and r.status != 0:

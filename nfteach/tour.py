@@ -180,7 +180,7 @@ def add_subcommands(subparsers) -> None:
     """Add ``tour`` to the ``nfteach`` command line."""
     p = subparsers.add_parser("tour", help="run the whole course (every notebook) headless")
     p.add_argument("--backend", "-b", default=None, help=f"sim (default), live or vm; or ${ENV_BACKEND}")
-    p.add_argument("--kernel", "-k", default=None, help=f"5.10 (default), 6.1, 6.18; or ${ENV_KERNEL}")
+    p.add_argument("--kernel", "-k", default=None, help=f"5.10 (default), 6.1, 6.12, 6.18; or ${ENV_KERNEL}")
     p.add_argument("--notebooks", type=Path, default=None, help="directory of NN-*.ipynb (default: notebooks/)")
     p.add_argument("--out", type=Path, default=None, help="write the executed notebooks here")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")

@@ -10,8 +10,8 @@
 # that home; the Debian kernels and disk images are shared read-only from
 # $NFTEACH_ROOM_DIR/shared, prepared once by the instructor:
 #
-#   sudo NFTEACH_CACHE=/srv/nfteach/shared nfteach vm fetch --kernel 5.10 --kernel 6.1
-#   sudo NFTEACH_CACHE=/srv/nfteach/shared nfteach vm build --kernel 5.10 --kernel 6.1
+#   sudo NFTEACH_CACHE=/srv/nfteach/shared nfteach vm fetch --kernel 5.10 --kernel 6.1 --kernel 6.12
+#   sudo NFTEACH_CACHE=/srv/nfteach/shared nfteach vm build --kernel 5.10 --kernel 6.1 --kernel 6.12
 #
 # Settings come from the environment of the hub process, so this file needs no edits:
 #   NFTEACH_ROOM_DIR       /srv/nfteach: venv/ (the course env), course/ (notebooks), shared/

@@ -134,7 +134,7 @@ class VmJob(Job):
 
 
 class VmBackend(Backend):
-    """Debian kernel ``kernel`` ("5.10" or "6.1") in QEMU; see the module docstring."""
+    """Debian kernel ``kernel`` (a key of ``fetch.KERNELS``: 5.10, 6.1, 6.12) in QEMU; see the module docstring."""
 
     name = "vm"
     # bpftrace prints its maps (kernel stacks symbolized from /proc/kallsyms) and detaches

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,11 +47,13 @@ def add_subcommands(subparsers) -> None:
                        help="kernel to prepare (repeatable; default: all)")
         p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p = vsub.add_parser("up", help="boot a guest and keep it running until Ctrl-C")
-    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=DEFAULT_KERNEL)
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=os.environ.get("NFTEACH_KERNEL") or DEFAULT_KERNEL,
+                   help=f"kernel (default $NFTEACH_KERNEL, else {DEFAULT_KERNEL})")
     vsub.add_parser("status", help="cached kernels and running guests")
     vsub.add_parser("down", help="remove leftovers of guests that are gone")
     p = vsub.add_parser("exec", help="boot a guest, run lab command lines, stop it")
-    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=DEFAULT_KERNEL)
+    p.add_argument("--kernel", choices=list(fetch.KERNELS), default=os.environ.get("NFTEACH_KERNEL") or DEFAULT_KERNEL,
+                   help=f"kernel (default $NFTEACH_KERNEL, else {DEFAULT_KERNEL})")
     p.add_argument("line", nargs="+", help="a lab command line (quote it), or several")
     p = vsub.add_parser("derive", help="read the facts of a fetched kernel into its profile (K.derived.toml)")
     p.add_argument("--kernel", choices=list(fetch.KERNELS), required=True)
@@ -70,10 +73,15 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.vm_command
     if cmd in ("fetch", "build"):
         from .disk import build_image
+        from .mirror import NoMirror
 
         for k in args.kernel or list(fetch.KERNELS):
             t = time.monotonic()
-            build_image(k, force=args.force and cmd == "build")
+            try:
+                build_image(k, force=args.force and cmd == "build")
+            except NoMirror as e:
+                sys.stderr.write(f"nfteach: {e}\n")
+                return 2
             log.info("kernel %s ready (%.0f s)", k, time.monotonic() - t)
         return 0
     if cmd == "status":

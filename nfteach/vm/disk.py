@@ -23,10 +23,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Optional
 
 from .fetch import (
+    KERNELS,
     Progress,
     _say,
     _sha256,
@@ -35,7 +37,7 @@ from .fetch import (
     read_manifest,
     shared_kernel_dir,
 )
-from .rootfs import build_rootfs
+from .rootfs import build_rootfs, rootfs_dir
 
 log = logging.getLogger("nfteach.vm")
 
@@ -181,12 +183,30 @@ def build_image(kernel: str, progress: Optional[Progress] = None, force: bool = 
     shared = shared_kernel_dir(kernel)
     if shared is not None:
         return _shared_image(kernel, shared, progress, force)
-    kdir = fetch_kernel(kernel, progress)
+    # debootstrap the userland while the kernel downloads and unpacks (they are independent;
+    # _build_image then finds the rootfs built, or waits on its lock, or reports its error)
+    userland = None
+    if os.geteuid() == 0 and not (rootfs_dir(KERNELS[kernel].userland) / ".nfteach-rootfs-ok").exists():
+        userland = threading.Thread(target=_quietly, args=(build_rootfs, progress, KERNELS[kernel].userland),
+                                    daemon=True)
+        userland.start()
+    try:
+        kdir = fetch_kernel(kernel, progress)
+    finally:
+        if userland is not None:
+            userland.join()
     out = image_dir(kernel)
     kdir.mkdir(parents=True, exist_ok=True)
     with open(kdir / ".image.lock", "w") as lock:  # one builder at a time per kernel
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _build_image(kernel, kdir, out, progress, force)
+
+
+def _quietly(build, progress, suite) -> None:
+    try:
+        build(progress, suite=suite)
+    except Exception as e:  # noqa: BLE001 - _build_image builds it again and reports the error
+        log.info("rootfs %s: %s", suite, e)
 
 
 def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress], force: bool) -> Path:
@@ -196,7 +216,7 @@ def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress
         _say(progress, f"image {kernel}: cached in {out}")
         return out
     release = read_manifest(kernel)["release"]
-    rootfs = build_rootfs(progress)
+    rootfs = build_rootfs(progress, suite=KERNELS[kernel].userland)
     tmp = out.with_name("image.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

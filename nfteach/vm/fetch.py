@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from .mirror import debian_mirror, security_mirror
+
 log = logging.getLogger("nfteach.vm")
 
 Progress = Callable[[str], None]
 
-MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
@@ -55,6 +56,8 @@ class KernelSpec:
     suites: tuple  # (suite, components) lines for the private sources list
     release: Optional[str]  # "5.10.0-32-cloud-amd64"; None: take the suite's current ABI
     needs_headers: bool  # no BTF usable by bpftrace: ship headers to the guest
+    security: bool = False  # also <suite>-security from the security archive, if one is configured
+    userland: str = "bookworm"  # Debian suite of the guest's userland (rootfs.py)
 
 
 KERNELS: Dict[str, KernelSpec] = {
@@ -67,6 +70,17 @@ KERNELS: Dict[str, KernelSpec] = {
         (("bookworm", "main"), ("bookworm-updates", "main")),
         None,
         False,
+        security=True,
+    ),
+    # trixie: the same, and the guest runs trixie's own userland (tools of Debian 13).
+    "6.12": KernelSpec(
+        "6.12",
+        "trixie",
+        (("trixie", "main"), ("trixie-updates", "main")),
+        None,
+        False,
+        security=True,
+        userland="trixie",
     ),
 }
 
@@ -137,9 +151,11 @@ class Apt:
         self.spec = spec
         for d in ("lists/partial", "archives/partial", "etc/preferences.d", "etc/sources.list.d", "etc/trusted.gpg.d"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        sources = "".join(f"deb [signed-by={KEYRING}] {MIRROR} {s} {c}\n" for s, c in spec.suites)
-        if spec.suite == "bookworm":
-            sources += f"deb [signed-by={KEYRING}] http://deb.debian.org/debian-security bookworm-security main\n"
+        mirror = debian_mirror()
+        sources = "".join(f"deb [signed-by={KEYRING}] {mirror} {s} {c}\n" for s, c in spec.suites)
+        security = security_mirror() if spec.security else None
+        if security:  # the point release's kernel may be older than the security one
+            sources += f"deb [signed-by={KEYRING}] {security} {spec.suite}-security main\n"
         (self.root / "etc/sources.list").write_text(sources)
         status = self.root / "status"
         if not status.exists():
@@ -217,38 +233,40 @@ def resolve_release(spec: KernelSpec, apt: Apt) -> str:
     if spec.release:
         return spec.release
     dep = apt.show("linux-image-cloud-amd64")["Depends"]
-    m = re.search(r"linux-image-(\d+\.\d+\.\d+-\d+-cloud-amd64)", dep)
+    # 5.10.0-32-cloud-amd64 (bullseye, bookworm), 6.12.118+deb13-cloud-amd64 (trixie)
+    m = re.search(r"linux-image-(\d+\.\d+\.\d+[-+][0-9a-z]+-cloud-amd64)", dep)
     if not m:
         raise RuntimeError(f"cannot find the current cloud ABI in {dep!r}")
     return m.group(1)
 
 
 def _extract(deb: Path, dest: Path, members: Optional[Callable[[str], bool]] = None) -> None:
-    """``dpkg-deb --fsys-tarfile | tar -x``, optionally keeping only some members."""
+    """``dpkg-deb -x``, or only the members ``members(name)`` keeps: one streaming pass over
+    ``dpkg-deb --fsys-tarfile`` (the -dbg package is 320 MB of xz: decompress it once)."""
+    import tarfile
+
     dest.mkdir(parents=True, exist_ok=True)
     if members is None:
         subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
         return
-    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
-    names = []
-    for line in listing.splitlines():
-        name = line.split()[-1] if "->" not in line else line.split(" -> ")[0].split()[-1]
-        if members(name):
-            names.append(name)
-    if not names:
-        return
-    with tempfile.NamedTemporaryFile("w", suffix=".list") as lst:
-        lst.write("\n".join(names) + "\n")
-        lst.flush()
-        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        subprocess.run(["tar", "-x", "-C", str(dest), "-T", lst.name], stdin=tar.stdout, check=True)
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    try:
+        with tarfile.open(fileobj=tar.stdout, mode="r|") as tf:
+            for m in tf:
+                if m.isfile() and ".." not in m.name.split("/") and members(m.name):
+                    out = dest / m.name.lstrip("./")
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(m)
+                    with open(out, "wb") as f:
+                        shutil.copyfileobj(src, f, 1 << 20)
+    finally:
         tar.stdout.close()
-        if tar.wait() != 0:
-            raise RuntimeError(f"dpkg-deb failed on {deb}")
+    if tar.wait() != 0:
+        raise RuntimeError(f"dpkg-deb failed on {deb}")
 
 
 def fetch_kernel(kernel: str, progress: Optional[Progress] = None, keep_debs: bool = False) -> Path:
-    """Download and unpack kernel ``kernel`` ("5.10" or "6.1"); return its cache directory."""
+    """Download and unpack kernel ``kernel`` (a key of ``KERNELS``); return its cache directory."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
     shared = shared_kernel_dir(kernel)
@@ -284,6 +302,10 @@ def _fetch_kernel(kernel: str, kdir: Path, progress: Optional[Progress], keep_de
     _say(progress, f"kernel {kernel}: unpacking the kernel and its modules")
     _extract(debs[0], tmp / "modules")
     shutil.move(str(tmp / "modules" / "boot" / f"vmlinuz-{release}"), tmp / "vmlinuz")
+    merged = tmp / "modules" / "usr" / "lib" / "modules"  # trixie ships modules in /usr/lib/modules
+    if merged.is_dir() and not (tmp / "modules" / "lib" / "modules").exists():
+        (tmp / "modules" / "lib").mkdir(exist_ok=True)
+        os.replace(merged, tmp / "modules" / "lib" / "modules")
     _say(progress, f"kernel {kernel}: extracting vmlinux and netfilter debug files")
     dbg = f"./usr/lib/debug/lib/modules/{release}/"
 

@@ -7,8 +7,8 @@ import pytest
 from nfteach import Lab
 
 ARTICLE = (Path(__file__).parents[2] / "nfteach/scenarios/article.lab").read_text()
-CONFIRM = {"5.10": "ipv4_confirm", "6.1": "ipv4_confirm", "6.18": "nf_confirm"}
-FILTER = {"5.10": "iptable_filter_hook", "6.1": "ipt_do_table", "6.18": "ipt_do_table"}
+CONFIRM = {"5.10": "ipv4_confirm", "6.1": "ipv4_confirm", "6.12": "nf_confirm", "6.18": "nf_confirm"}
+FILTER = {"5.10": "iptable_filter_hook", "6.1": "ipt_do_table", "6.12": "ipt_do_table", "6.18": "ipt_do_table"}
 
 
 def section(hooks_text: str, title: str) -> list:
@@ -16,7 +16,7 @@ def section(hooks_text: str, title: str) -> list:
     return lines.splitlines()
 
 
-@pytest.fixture(scope="module", params=["5.10", "6.1", "6.18"])
+@pytest.fixture(scope="module", params=["5.10", "6.1", "6.12", "6.18"])
 def run(request):
     with Lab("sim", kernel=request.param) as lab:
         t = lab.script(ARTICLE)

@@ -12,7 +12,7 @@ from nfteach.introspect import hooks, program  # noqa: E402
 from nfteach.introspect.layouts import len_of  # noqa: E402
 from nfteach.model.profile import load_profile  # noqa: E402
 
-KERNELS = ("5.10", "6.1", "6.18")
+KERNELS = ("5.10", "6.1", "6.12", "6.18")
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ARTICLE = ["sudo modprobe nf_conntrack enable_hooks=1",
            "sudo iptables-legacy -t filter -A INPUT -p tcp --dport 2570 -j DROP"]
@@ -131,7 +131,7 @@ def test_article_script_ingress_bug(kernel):
     assert hooks.format_hooks(hooks.netns_nf_hooks(program(Lab("sim", kernel=kernel).start()))) != ""
 
 
-@pytest.mark.parametrize("kernel", ["5.10", "6.1"])
+@pytest.mark.parametrize("kernel", ["5.10", "6.1", "6.12"])
 def test_article_script_matches_real_kernel_sections(kernel):
     """Section for section, the vm helper's captured list (tests/golden or its notes)."""
     golden = GOLDEN / kernel / "drgn.txt"
@@ -177,7 +177,7 @@ def test_conntrack_walker_equals_conntrack_L(kernel):
 
 
 def test_unconfirmed_lists_on_5_10_only():
-    for kernel in ("5.10", "6.1"):
+    for kernel in ("5.10", "6.1", "6.12"):
         lab = lab_after(kernel)
         prog = program(lab)
         k = lab.backend.k

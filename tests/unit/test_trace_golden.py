@@ -17,7 +17,7 @@ from nfteach import Lab
 from nfteach.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[2]
-KERNELS = ["5.10", "6.1"]
+KERNELS = ["5.10", "6.1", "6.12"]
 
 
 def golden(kernel, name):
@@ -53,7 +53,10 @@ def output_of(transcript, prefix, nth=0):
     return hits[nth]
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", [k if k != "6.12" else pytest.param(k, marks=pytest.mark.xfail(
+    strict=True, reason="not modelled: in the trixie guest bpftrace 0.23 prints only the first printf() of a "
+                        "run (two captures; a probe that also counted into a map: 5 events, 1 line), so the "
+                        "golden has one SYN line where the model prints six")) for k in KERNELS])
 def test_bpftrace_syn_lines(kernel):
     real = golden(kernel, "trace-bpftrace")
     mine = sim(kernel, "trace-bpftrace")
@@ -65,7 +68,10 @@ def test_bpftrace_syn_lines(kernel):
 
 #: interrupt entries that land inside a real function_graph (timer ticks, IPIs on a slow TCG
 #: guest): they and everything under them are left out of the comparison, the model has none
-INTERRUPT_NOISE = re.compile(r"^(irq_enter|irq_exit|__sysvec_|sysvec_|asm_sysvec_)")
+INTERRUPT_NOISE = re.compile(r"^(irq_enter|irq_exit|__sysvec_|sysvec_|asm_sysvec_|"
+                             # the slab allocator's slow path: a new slab page for the cache
+                             # (allocator state, not the packet's path; 6.12's first nf_conn)
+                             r"___slab_alloc)")
 
 
 def _call_tree(text):
@@ -114,7 +120,7 @@ def job_output(transcript, nth):
     return steps[i][1] + kill
 
 
-@pytest.mark.parametrize("kernel,nth", [("5.10", 0), ("6.1", 0), ("5.10", 1), ("6.1", 1)])
+@pytest.mark.parametrize("kernel,nth", [("5.10", 0), ("6.1", 0), ("6.12", 0), ("5.10", 1), ("6.1", 1), ("6.12", 1)])
 def test_kernel_stacks_are_the_real_ones(kernel, nth):
     """Same stacks, frame for frame with the captured offsets, and the same counts: the
     dropped SYNs (nc's, and the retransmission's via ksoftirqd on 5.10), the client's own SYN

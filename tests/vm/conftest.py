@@ -1,4 +1,4 @@
-"""Fixtures for the vm tier: Debian kernels 5.10 and 6.1 booted under QEMU.
+"""Fixtures for the vm tier: the Debian kernels of ``nfteach.vm.fetch.KERNELS`` booted under QEMU.
 
 Skipped, with the reason, only when there is no ``qemu-system-x86_64`` or when a kernel
 is neither cached nor buildable here (no network or no root for debootstrap). In CI
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-KERNELS = ("5.10", "6.1")
+from nfteach.vm.fetch import KERNELS as _SPECS
+
+KERNELS = tuple(_SPECS)  # 5.10, 6.1, 6.12
 _ready = {}
 
 

@@ -1,5 +1,6 @@
-"""The vm tier: real Debian kernels (5.10, 6.1) under QEMU, end to end."""
+"""The vm tier: real Debian kernels (5.10, 6.1, 6.12) under QEMU, end to end."""
 import os
+import re
 import threading
 import time
 
@@ -8,6 +9,7 @@ import pytest
 from nfteach.lab import Lab
 from nfteach.vm.backend import VmBackend
 from nfteach.vm.cli import GOLDEN, SCENARIOS, capture
+from nfteach.vm.fetch import KERNELS
 
 try:
     from nfteach.normalize import normalize
@@ -17,7 +19,8 @@ except ImportError:  # pragma: no cover - the shared one is missing: compare raw
 
 pytestmark = pytest.mark.vm
 
-HOOK_OF_IPTABLES_FILTER = {"5.10": "iptable_filter_hook", "6.1": "ipt_do_table"}
+HOOK_OF_IPTABLES_FILTER = {"5.10": "iptable_filter_hook", "6.1": "ipt_do_table", "6.12": "ipt_do_table"}
+CONFIRM = {"5.10": "ipv4_confirm", "6.1": "ipv4_confirm", "6.12": "nf_confirm"}
 
 # A tracing script in the article's style: struct casts need kernel types (BTF or headers).
 SYN_BT = """kprobe:ipv4_conntrack_in
@@ -34,7 +37,8 @@ SYN_BT = """kprobe:ipv4_conntrack_in
 
 def test_boot_and_session(vm_lab, kernel):
     release = vm_lab.run("uname -r").output.strip()
-    assert release.startswith(kernel + ".0-") and release.endswith("-cloud-amd64")
+    # 5.10.0-32-cloud-amd64, 6.1.0-57-cloud-amd64, 6.12.118+deb13-cloud-amd64
+    assert re.match(re.escape(kernel) + r"\.\d+[-+][0-9a-z]+-cloud-amd64$", release), release
     b = vm_lab.backend  # `ss` is not a lab command: ask the backend directly
     ss = b.exec_raw(["ss", "-tn"]).stdout
     assert "192.168.122.204:22" in ss and "192.168.122.1:" in ss
@@ -74,7 +78,7 @@ def test_article_on_real_kernel(captured, kernel):
     hooks = by_cmd["sudo list-nf-hooks"]
     assert "       -400 → ipv4_conntrack_defrag" in hooks[0]
     assert f"          0 → {HOOK_OF_IPTABLES_FILTER[kernel]}" in hooks[0]
-    assert " 2147483647 → ipv4_confirm, nft_do_chain_ipv4" in hooks[1]
+    assert f" 2147483647 → {CONFIRM[kernel]}, nft_do_chain_ipv4" in hooks[1]
     assert "counter packets 1 bytes 60 drop" in by_cmd["sudo nft list chain ip my_table my_input"][0]
 
 
@@ -198,7 +202,7 @@ def test_unknown_kernel_is_one_line():
 
 
 def test_goldens_are_committed_for_every_scenario():
-    for kernel in ("5.10", "6.1"):
+    for kernel in KERNELS:
         for lab in SCENARIOS.glob("*.lab"):
             assert (GOLDEN / kernel / f"{lab.stem}.txt").exists(), (kernel, lab.stem)
 

@@ -212,8 +212,8 @@ class XtRule:
         return "CT" if self.target in ("NOTRACK", "CT") else self.target
 
     def proto_col(self, numeric: bool, version: str) -> str:
-        if numeric and tuple(int(x) for x in version.split(".")) >= (1, 8, 9):
-            return str(self.proto)  # 1.8.9 prints protocol numbers with -n
+        if numeric and (1, 8, 9) <= tuple(int(x) for x in version.split(".")) < (1, 8, 10):
+            return str(self.proto)  # 1.8.9 prints protocol numbers with -n; 1.8.11 names again (golden 6.12)
         return PROTO_NAMES.get(self.proto, str(self.proto))
 
     def list_row(self, num: Optional[int], verbose: bool, numeric: bool, exact: bool, version: str) -> str:

@@ -192,6 +192,11 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
         if cmd.op == "create":
             raise NftError("Could not process rule: File exists", cmd.chain_span)
         if b is not None and (c.type, c.hooknum, c.priority) != spec:
+            # newer nft compares the declaration itself before asking the kernel: 1.0.6
+            # (bookworm) passes it on, 1.1.3 (trixie) refuses it (tests/golden/6.12/bad-input.txt)
+            if tuple(int(x) for x in st.ns.kernel.profile.tools["nft"].split(".")) > (1, 0, 6):
+                raise NftError(f"Chain \"{cmd.chain}\" already exists in table {t.family} '{t.name}' "
+                               "with different declaration", (b["decl_start"], b["prio_span"][1]))
             # the kernel refuses to change a base chain's hook/priority; which errno it
             # answers with is kernel data (EEXIST before 6.x-something, EOPNOTSUPP on 6.18)
             if st.ns.kernel.profile.extra.get("nft", {}).get("chain_update_errno") == "EEXIST":

@@ -206,7 +206,7 @@ class Parser:
             kw = self.word()
             if kw.text == "type":
                 t = self.word()
-                base.update(type=t.text, type_span=(t.start, t.end))
+                base.update(type=t.text, type_span=(t.start, t.end), decl_start=kw.start)
                 if self.tok.text != "hook":
                     raise self.unexpected("hook")
                 self.next()

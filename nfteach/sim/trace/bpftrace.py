@@ -41,6 +41,7 @@ class Session:
         self.end: List[int] = []
         self.detach_errors: List[str] = []
         self.mem = Memory()
+        self.mem.kstack_indent = int(self.kd.t.get("kstack_indent", 4))
 
     # -- output ----------------------------------------------------------------------------
     def out(self, text: str) -> None:

@@ -134,9 +134,11 @@ class Inet:
 @dataclass(frozen=True)
 class KStack:
     frames: Tuple[str, ...]
+    indent: int = 4  # bpftrace 0.17 prints frames 4 spaces in, 0.23 8 ([trace] kstack_indent)
 
     def text(self) -> str:
-        return "\n" + "".join(f"    {f}\n" for f in self.frames)
+        pad = " " * self.indent
+        return "\n" + "".join(f"{pad}{f}\n" for f in self.frames)
 
 
 class Memory:
@@ -148,6 +150,7 @@ class Memory:
     DEV_BASE = 0xFFFF888003200000
 
     def __init__(self):
+        self.kstack_indent = 4
         self.buffers: List[Tuple[int, bytes]] = []
         self.objects: Dict[int, Tuple[str, Callable[[str], object]]] = {}
 

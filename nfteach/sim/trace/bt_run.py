@@ -178,7 +178,7 @@ class Runtime(Checker):
         if name == "retval":
             return ctx.retval
         if name == "kstack":
-            return KStack(ctx.kstack())
+            return KStack(ctx.kstack(), self.mem.kstack_indent)
         if name == "rand":
             return 4
         if name == "args":
@@ -242,7 +242,7 @@ class Runtime(Checker):
             limit = [a for a in e.args if isinstance(a, L.Int)]
             if limit:
                 frames = frames[:limit[0].value]
-            return KStack(frames)
+            return KStack(frames, self.mem.kstack_indent)
         if n == "exit":
             raise Exit()
         if n == "print":

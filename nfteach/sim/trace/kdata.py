@@ -5,7 +5,8 @@ Profile tables (``nfteach/model/profiles/*.toml``, all under ``[trace...]``):
 * ``[trace]`` flags: ``function_graph``, ``kprobes``, ``kprobe_offset`` (``+1`` of a kprobe
   frame), ``tracefs``, ``bpftrace_preamble``, ``kprobe_missing`` (what bpftrace prints for a
   function this kernel does not have), ``absent`` (functions this kernel does not have),
-  ``uncalled`` (calls the model makes that this kernel does not make on these paths). Nothing
+  ``uncalled`` (calls the model makes that this kernel does not make on these paths; a
+  ``"caller>callee"`` entry: only from that caller). Nothing
   under an absent or uncalled function leaves a trace either (it does not run on this kernel).
   ``unix_connect_prealloc_skb``: ``unix_stream_connect`` allocates the peer's skb before the
   lookup and frees it when the connect fails.
@@ -97,7 +98,12 @@ class KData:
     def runs(self, model_stack: Sequence[str]) -> bool:
         """False when a frame of ``model_stack`` is a call this kernel does not make."""
         cut = self.cut
-        return not cut or not any(f in cut for f in model_stack)
+        if not cut:
+            return True
+        if any(f in cut for f in model_stack):
+            return False
+        # "caller>callee": a call this kernel does not make from that caller only
+        return not any(f"{a}>{b}" in cut for a, b in zip(model_stack, model_stack[1:]))
 
     def model_name(self, symbol: str) -> str:
         for m, s in self.symbols.items():
