@@ -212,6 +212,26 @@ class Agent:
     def op_ping(self, req):
         return {"ok": True}
 
+    def op_resume(self, req):
+        """First request to a guest restored from a saved state (nfteach/vm/saved.py): what
+        every lab has of its own. The wall clock is the host's (the saved one stopped when
+        the guest was saved), and host randomness is mixed into the kernel's pool and the
+        CRNG reseeded, so labs restored from one saved state do not draw the same numbers."""
+        time.clock_settime(time.CLOCK_REALTIME, float(req["time"]))
+        seed = base64.b64decode(req.get("seed", ""))
+        if seed:
+            import fcntl
+            import struct
+
+            rndaddentropy, rndreseedcrng = 0x40085203, 0x5207  # _IOW('R', 3, int[2]), _IO('R', 7)
+            fd = os.open("/dev/random", os.O_WRONLY)
+            try:
+                fcntl.ioctl(fd, rndaddentropy, struct.pack("ii", len(seed) * 8, len(seed)) + seed)
+                fcntl.ioctl(fd, rndreseedcrng)
+            finally:
+                os.close(fd)
+        return {"release": os.uname().release, "pid": os.getpid()}
+
     def op_run(self, req):
         err = tick() if req.get("tick", True) else None
         name = req["argv"][0]
