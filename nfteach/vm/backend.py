@@ -160,6 +160,8 @@ class VmBackend(Backend):
         self._jobs = itertools.count(1)
         self._gen = 0
         self._files: Dict[str, str] = {}
+        #: files the restored guest already holds as the saved state wrote them: path -> digest
+        self._preloaded: Dict[str, str] = {}
         #: restore a saved, booted guest (``saved.py``) instead of booting; False: always boot
         self.restore = restore
         self.accel = accel
@@ -248,9 +250,11 @@ class VmBackend(Backend):
     def _restore(self, img: Path) -> None:
         """Start from the saved, booted guest (made now if there is none); a saved state of ours
         that does not restore is removed and made once more."""
+        from ..lab import tool_files
+
         make = lambda **o: self._qemu(img, **o)  # noqa: E731
         for attempt in (1, 2):
-            state = saved.ensure(self.kernel, make, self.boot_timeout)
+            state = saved.ensure(self.kernel, make, self.boot_timeout, files=tool_files())
             try:
                 self._start_from(img, state)
                 self.start_mode = "restored from a saved guest" + (" (shared cache)" if state.shared else "")
@@ -276,8 +280,10 @@ class VmBackend(Backend):
         ans = self.console.request("resume", timeout=30, time=time.time(),
                                    seed=base64.b64encode(os.urandom(64)).decode())
         self.release = ans.get("release")
+        self._preloaded = dict(state.record.get("files", {}))
 
     def close(self) -> None:
+        self._preloaded = {}
         if self.console is not None:
             self.console.close()
             self.console = None
@@ -336,9 +342,8 @@ class VmBackend(Backend):
 
     def write_file(self, machine: str, path: str, text: str) -> None:
         self._ensure()
-        data = base64.b64encode(text.encode()).decode()
-        mode = 0o755 if text.startswith("#!") else 0o644
-        self._call(lambda c: c.request("write", timeout=60, path=path, data=data, mode=mode))
+        if self._preloaded.pop(path, None) != saved.text_digest(text):  # not already in the saved guest
+            self._call(lambda c: c.write_file(path, text))
         self._files[path] = text
 
     def exec_raw(self, argv: Sequence[str], machine: str = "vm", tick: bool = False) -> Output:

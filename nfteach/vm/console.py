@@ -97,6 +97,11 @@ class Console:
             if ans.get("op") == "ready":
                 return ans
 
+    def write_file(self, path: str, text: str, timeout: float = 60) -> dict:
+        """Write ``text`` to ``path`` in the guest (executable if it starts with ``#!``)."""
+        data = base64.b64encode(text.encode()).decode()
+        return self.request("write", timeout=timeout, path=path, data=data, mode=0o755 if text.startswith("#!") else 0o644)
+
     def request(self, op: str, timeout: Optional[float] = 600, **fields) -> dict:
         rid = next(self.ids)
         line = base64.b64encode(json.dumps(dict(fields, op=op, id=rid)).encode()) + b"\n"

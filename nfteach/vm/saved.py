@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .console import Console
 from .fetch import Progress, _say, cache_dir, shared_kernel_dir
@@ -81,7 +81,11 @@ def qemu_version() -> str:
     return _qemu_version(binary, mtime)
 
 
-def key(kernel: str, qemu: Qemu) -> dict:
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def key(kernel: str, qemu: Qemu, files: Optional[Dict[str, str]] = None) -> dict:
     """What a saved state must have been made for to restore into ``qemu``."""
     img = qemu.image
     try:
@@ -94,6 +98,7 @@ def key(kernel: str, qemu: Qemu) -> dict:
         "qemu": qemu_version(), "memory": str(qemu.memory), "cpus": qemu.cpus,
         "accel": qemu.accel.name,
         "machine": hashlib.sha256(qemu.machine_signature().encode()).hexdigest()[:16],
+        "files": text_digest(json.dumps(files or {}, sort_keys=True)),
     }
 
 
@@ -189,11 +194,14 @@ def discard(state: SavedState) -> None:
 
 
 def ensure(kernel: str, make_qemu: Callable[..., Qemu], boot_timeout: float = 300,
-           progress: Optional[Progress] = None, force: bool = False) -> SavedState:
+           progress: Optional[Progress] = None, force: bool = False,
+           files: Optional[Dict[str, str]] = None) -> SavedState:
     """A usable saved state for the guest ``make_qemu()`` describes: found, or made now in
     this user's cache. ``make_qemu(**overrides)`` returns an unstarted ``Qemu`` as the lab
-    runs it, with ``disk``/``snapshot`` overridden for the saving boot."""
-    want = key(kernel, make_qemu())
+    runs it, with ``disk``/``snapshot`` overridden for the saving boot. ``files`` (path ->
+    text) are written into the guest before it is saved: what every lab writes at start."""
+    files = files or {}
+    want = key(kernel, make_qemu(), files)
     if not force:
         state, problems = find(kernel, want)
         if state is not None:
@@ -208,11 +216,11 @@ def ensure(kernel: str, make_qemu: Callable[..., Qemu], boot_timeout: float = 30
             state, _ = check(root / key_name(want), want)
             if state is not None:
                 return state
-        return _save(kernel, root / key_name(want), want, make_qemu, boot_timeout, progress)
+        return _save(kernel, root / key_name(want), want, make_qemu, boot_timeout, progress, files)
 
 
 def _save(kernel: str, out: Path, want: dict, make_qemu, boot_timeout: float,
-          progress: Optional[Progress]) -> SavedState:
+          progress: Optional[Progress], files: Dict[str, str]) -> SavedState:
     img_tool = shutil.which("qemu-img")
     if not img_tool:
         raise SavedStateError("saving a booted guest needs qemu-img: apt-get install --no-install-recommends qemu-utils")
@@ -230,6 +238,8 @@ def _save(kernel: str, out: Path, want: dict, make_qemu, boot_timeout: float,
         console = Console(qemu.serial_path, qemu.run_dir / "console.log", qemu.alive)
         try:
             ready = console.wait_ready(boot_timeout)
+            for path, text in files.items():
+                console.write_file(path, text)
             console.request("ping", timeout=60)  # the agent serves: the lab's starting point
         finally:
             console.close()
@@ -261,6 +271,7 @@ def _save(kernel: str, out: Path, want: dict, make_qemu, boot_timeout: float,
         "key": want, "release": ready.get("release"),
         "sizes": {name: (tmp / name).stat().st_size for name in (STREAM, DISK)},
         "stream_ends_sha256": _ends_sha256(tmp / STREAM),
+        "files": {path: text_digest(text) for path, text in files.items()},
         "boot_seconds": round(booted, 2), "saved_seconds": round(time.monotonic() - t0, 2),
         "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
