@@ -105,3 +105,18 @@ def detect() -> Accel:
     if not override:
         _CHOSEN = chosen
     return chosen
+
+
+def vm_doctor_line() -> str:
+    """``nfteach doctor``'s line on the vm backend: QEMU, the accelerator and why, saved guests."""
+    import shutil
+
+    if not shutil.which("qemu-system-x86_64"):
+        return "vm backend: no qemu-system-x86_64 (apt-get install --no-install-recommends qemu-system-x86)"
+    try:
+        a = detect().describe()
+    except ValueError as e:
+        a = f"not usable: {e}"
+    saving = ("new labs restore a saved, booted guest" if shutil.which("qemu-img")
+              else "no qemu-img: labs boot cold (apt-get install --no-install-recommends qemu-utils)")
+    return f"vm backend: QEMU with {a}; {saving}"

@@ -250,11 +250,8 @@ class VmBackend(Backend):
     def _restore(self, img: Path) -> None:
         """Start from the saved, booted guest (made now if there is none); a saved state of ours
         that does not restore is removed and made once more."""
-        from ..lab import tool_files
-
-        make = lambda **o: self._qemu(img, **o)  # noqa: E731
         for attempt in (1, 2):
-            state = saved.ensure(self.kernel, make, self.boot_timeout, files=tool_files())
+            state = self.save_guest()
             try:
                 self._start_from(img, state)
                 self.start_mode = "restored from a saved guest" + (" (shared cache)" if state.shared else "")
@@ -267,6 +264,14 @@ class VmBackend(Backend):
                 log.warning("vm %s: the saved guest in %s did not restore (%s %s); saving it again",
                             self.kernel, state.dir, e, tail)
                 saved.discard(state)
+
+    def save_guest(self, progress=None, force: bool = False) -> saved.SavedState:
+        """Make (or find) the saved, booted guest this backend's labs restore (``nfteach vm build``)."""
+        from ..lab import tool_files
+
+        img = self._image()
+        return saved.ensure(self.kernel, lambda **o: self._qemu(img, **o), self.boot_timeout,
+                            progress=progress, force=force, files=tool_files())
 
     def _start_from(self, img: Path, state: saved.SavedState) -> None:
         self.qemu = self._qemu(img, disk=state.disk, incoming=state.stream)
