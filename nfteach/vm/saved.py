@@ -7,8 +7,8 @@ session open), so that point is reached once per kernel and saved:
   wrote while booting; frozen (read-only) once saved;
 * ``memory.mig``: QEMU's migration stream of the paused guest (RAM and device state),
   written to a file descriptor passed over QMP (``getfd``, ``migrate fd:``);
-* ``state.json``: the key it was made for, and the sizes and partial checksums of both
-  files.
+* ``state.json``: the key it was made for, the sizes of both files and the stream's
+  sha256 (checked in full once per file and user, then by inode, size and mtime).
 
 A lab then runs the same QEMU command (``Qemu.machine_signature``) with
 ``-incoming fd:N`` reading ``memory.mig`` and ``disk.qcow2`` as its drive with
@@ -51,11 +51,9 @@ from .qmp import Qmp, QmpError
 log = logging.getLogger("nfteach.vm")
 
 #: bump when what is saved, or how, changes
-FORMAT = "1"
+FORMAT = "2"
 ENV_COLD = "NFTEACH_VM_COLD"
 RECORD, STREAM, DISK = "state.json", "memory.mig", "disk.qcow2"
-#: bytes at each end of the stream covered by the record's checksum (read before each restore)
-ENDS = 1 << 20
 
 
 class SavedStateError(RuntimeError):
@@ -136,14 +134,42 @@ class SavedState:
         return not str(self.dir).startswith(str(cache_dir()) + os.sep)
 
 
-def _ends_sha256(path: Path) -> str:
+def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        h.update(f.read(ENDS))
-        size = f.seek(0, 2)
-        f.seek(max(ENDS, size - ENDS))
-        h.update(f.read(ENDS))
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
+
+
+def _verified_mark(d: Path) -> Path:
+    """Where this user notes that ``d``'s stream was checked whole (its inode, size, mtime)."""
+    return cache_dir() / "saved-verified" / hashlib.sha256(str(d).encode()).hexdigest()[:16]
+
+
+def _identity(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _stream_whole(d: Path, rec: dict) -> bool:
+    """The stream's sha256 equals the record's: computed once per file (0.1-0.2 s for
+    ~130 MiB), then remembered for that same file (same inode, size and mtime)."""
+    mark = _verified_mark(d)
+    ident = _identity(d / STREAM)
+    try:
+        if mark.read_text() == ident:
+            return True
+    except OSError:
+        pass
+    if _sha256(d / STREAM) != rec.get("stream_sha256"):
+        return False
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(ident)
+    except OSError:
+        pass
+    return True
 
 
 def check(d: Path, want: dict) -> Tuple[Optional[SavedState], Optional[str]]:
@@ -167,7 +193,7 @@ def check(d: Path, want: dict) -> Tuple[Optional[SavedState], Optional[str]]:
         if size != rec.get("sizes", {}).get(name):
             return None, f"{p} is damaged (size {size}, expected {rec.get('sizes', {}).get(name)})"
     try:
-        if _ends_sha256(d / STREAM) != rec.get("stream_ends_sha256"):
+        if not _stream_whole(d, rec):
             return None, f"{d / STREAM} is damaged (checksum differs)"
     except OSError as e:
         return None, f"{d / STREAM} cannot be read ({e.strerror})"
@@ -270,7 +296,7 @@ def _save(kernel: str, out: Path, want: dict, make_qemu, boot_timeout: float,
     rec = {
         "key": want, "release": ready.get("release"),
         "sizes": {name: (tmp / name).stat().st_size for name in (STREAM, DISK)},
-        "stream_ends_sha256": _ends_sha256(tmp / STREAM),
+        "stream_sha256": _sha256(tmp / STREAM),
         "files": {path: text_digest(text) for path, text in files.items()},
         "boot_seconds": round(booted, 2), "saved_seconds": round(time.monotonic() - t0, 2),
         "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
