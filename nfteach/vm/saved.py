@@ -233,7 +233,7 @@ def ensure(kernel: str, make_qemu: Callable[..., Qemu], boot_timeout: float = 30
         if state is not None:
             return state
         for p in problems:
-            log.info("vm %s: %s", kernel, p)
+            log.warning("vm %s: %s; saving the booted guest again", kernel, p)
     root = own_root(kernel)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:  # one builder per kernel; the others wait, then use it
