@@ -31,7 +31,15 @@ class Console:
     def __init__(self, path: Path, log_path: Optional[Path] = None,
                  alive: Optional[Callable[[], bool]] = None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
+        end = time.monotonic() + 10
+        while True:  # QEMU binds the socket a moment before it listens
+            try:
+                self.sock.connect(str(path))
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > end or not (alive or (lambda: True))():
+                    raise
+                time.sleep(0.005)
         self.buf = b""
         self.ids = itertools.count(1)
         self.log_path = log_path

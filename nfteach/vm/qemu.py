@@ -160,7 +160,7 @@ class Qemu:
                 raise RuntimeError(f"qemu exited at once: {self.log_tail()}")
             if time.monotonic() > end:
                 raise RuntimeError("qemu did not create its serial socket within 30 s")
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

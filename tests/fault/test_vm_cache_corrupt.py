@@ -213,7 +213,7 @@ def test_damaged_saved_guest_is_noticed_and_saved_again(tmp_path, real_cache_fin
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0xFF]))
     p = _nfteach(cache, "shell", "--backend", "vm", "--kernel", KERNEL, "-c", "uname -r")
-    assert p.returncode == 0 and p.stdout.startswith(KERNEL + "."), p.stderr
+    assert p.returncode == 0 and f"\n{KERNEL}." in p.stdout, p.stderr
     assert "damaged (checksum differs)" in p.stderr
     assert "restored from a saved guest" in p.stderr  # `# backend vm, ...` on stderr
     rec = json.loads((stream.parent / saved.RECORD).read_text())

@@ -11,12 +11,14 @@ every ``run``/``spawn`` the agent asks the session client (in ``host``) to excha
 keystroke on the tcp/22 session, as docs/lab-contract.md requires.
 """
 import base64
+import fcntl
 import json
 import os
 import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import termios
@@ -219,10 +221,7 @@ class Agent:
         CRNG reseeded, so labs restored from one saved state do not draw the same numbers."""
         time.clock_settime(time.CLOCK_REALTIME, float(req["time"]))
         seed = base64.b64decode(req.get("seed", ""))
-        if seed:
-            import fcntl
-            import struct
-
+        if seed:  # (fcntl, struct: imported before the guest is saved, not loaded per lab)
             rndaddentropy, rndreseedcrng = 0x40085203, 0x5207  # _IOW('R', 3, int[2]), _IO('R', 7)
             fd = os.open("/dev/random", os.O_WRONLY)
             try:
