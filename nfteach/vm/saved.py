@@ -25,7 +25,7 @@ instructor's ``nfteach vm build`` makes it), else the user's own cache gets one.
 ``$NFTEACH_VM_COLD=1`` turns all of this off: every lab boots its kernel.
 
 >>> state = ensure("6.1", qemu_like_the_lab_runs)             # doctest: +SKIP
->>> state.dir.name, sorted(p.name for p in state.dir.iterdir())
+>>> state.dir.name, sorted(p.name for p in state.dir.iterdir())     # doctest: +SKIP
 ('3f0c...', ['disk.qcow2', 'memory.mig', 'state.json'])
 """
 from __future__ import annotations
