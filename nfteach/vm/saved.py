@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .console import Console
+from .disk import _sha256
 from .fetch import Progress, _say, cache_dir, shared_kernel_dir
 from .qemu import Qemu, qemu_binary
 from .qmp import Qmp, QmpError
@@ -132,14 +133,6 @@ class SavedState:
     @property
     def shared(self) -> bool:
         return not str(self.dir).startswith(str(cache_dir()) + os.sep)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _verified_mark(d: Path) -> Path:
