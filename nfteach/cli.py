@@ -75,6 +75,9 @@ def _doctor(args) -> int:
     from .model.profile import available_profiles
 
     print(f"nfteach: backends {', '.join(REGISTRY)}; sim kernel profiles {', '.join(available_profiles())}")
+    from .vm.accel import vm_doctor_line
+
+    print(vm_doctor_line())
     try:
         from .live.doctor import report
     except ImportError as e:

@@ -20,6 +20,17 @@ from .model.labpath import lab_path
 from .model.results import CommandResult, Transcript
 
 TOOLS_DIR = "/vagrant/tools"
+
+
+def tool_files() -> Dict[str, str]:
+    """What every lab writes on its ``vm`` at start: path -> text (the article's tools)."""
+    from importlib import resources
+
+    return {f"{TOOLS_DIR}/{entry.name}": entry.read_text()
+            for entry in sorted(resources.files("nfteach.tools").iterdir(), key=lambda e: e.name)
+            if entry.name.endswith((".bt", ".py")) and not entry.name.startswith("_")}
+
+
 _SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "HUP": signal.SIGHUP}
 
 
@@ -48,14 +59,11 @@ class Lab:
 
     def _install_tools(self) -> None:
         """The article's tools at the article's paths (``/vagrant/tools/...``) on the vm."""
-        from importlib import resources
-
-        for entry in resources.files("nfteach.tools").iterdir():
-            if entry.name.endswith((".bt", ".py")) and not entry.name.startswith("_"):
-                try:
-                    self.backend.write_file("vm", f"{TOOLS_DIR}/{entry.name}", entry.read_text())
-                except NotImplementedError:
-                    return
+        for path, text in tool_files().items():
+            try:
+                self.backend.write_file("vm", path, text)
+            except NotImplementedError:
+                return
 
     def close(self) -> None:
         for n in list(self.jobs):

@@ -29,9 +29,12 @@ from ..model.backend import Backend, Job, Output
 from ..model.errors import BackendUnavailable, LabError
 from ..model.labpath import inside, lab_path
 from ..model.profile import DEFAULT_KERNEL
-from . import fetch
+from . import fetch, saved
+from .accel import Accel
+from .accel import detect as detect_accel
 from .console import Console, ConsoleClosed
 from .qemu import Qemu, clean_stale_runs, qemu_binary
+from .qmp import Qmp, QmpError
 
 log = logging.getLogger("nfteach.vm")
 
@@ -143,7 +146,7 @@ class VmBackend(Backend):
 
     def __init__(self, kernel: Optional[str] = None, memory: Optional[str] = None, cpus: int = 2,
                  boot_timeout: float = 300, build: bool = True, command_timeout: Optional[float] = None,
-                 **_ignored):
+                 restore: bool = True, accel: Optional[Accel] = None, **_ignored):
         kernel = kernel or DEFAULT_KERNEL
         if kernel not in fetch.KERNELS:
             raise BackendUnavailable(f"vm backend: unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}",
@@ -158,12 +161,24 @@ class VmBackend(Backend):
         self._jobs = itertools.count(1)
         self._gen = 0
         self._files: Dict[str, str] = {}
+        #: files the restored guest already holds as the saved state wrote them: path -> digest
+        self._preloaded: Dict[str, str] = {}
+        #: restore a saved, booted guest (``saved.py``) instead of booting; False: always boot
+        self.restore = restore
+        self.accel = accel
+        #: how the guest was started ("restored from a saved guest", "cold boot (why)")
+        self.start_mode = ""
         self.boot_seconds: Optional[float] = None
 
     # -- life cycle ----------------------------------------------------------------
     def describe(self) -> str:
         rel = f" ({self.release})" if self.release else ""
-        return f"backend vm, Debian kernel {self.kernel}{rel} under QEMU"
+        text = f"backend vm, Debian kernel {self.kernel}{rel} under QEMU"
+        if self.qemu is not None:
+            text += f" with {self.qemu.accel.describe()}"
+        if self.start_mode and self.boot_seconds is not None:
+            text += f"; {self.start_mode}, ready in {self.boot_seconds:.1f} s"
+        return text
 
     def _image(self) -> Path:
         from .disk import build_image, check_image, image_dir
@@ -197,7 +212,30 @@ class VmBackend(Backend):
         clean_stale_runs()
         img = self._image()
         t0 = time.monotonic()
-        self.qemu = Qemu(img, memory=self.memory, cpus=self.cpus, name=f"nfteach-{self.kernel}")
+        if self.restore and not saved.cold_only():
+            try:
+                self._restore(img)
+            except saved.SavedStateError as e:
+                log.warning("vm %s: %s; booting the kernel instead", self.kernel, e)
+                self.start_mode = f"cold boot ({e})"
+        if self.console is None:
+            self._cold_boot(img)
+        _LIVE.add(self)
+        self._gen += 1
+        self.boot_seconds = time.monotonic() - t0
+        log.info("vm %s: %s %s in %.1f s", self.kernel, self.start_mode.split(" (")[0], self.release,
+                 self.boot_seconds)
+
+    def _qemu(self, img: Path, **overrides) -> Qemu:
+        """This lab's QEMU, unstarted; a saved state is made with and restored into this same one."""
+        try:
+            acc = self.accel or detect_accel()
+        except ValueError as e:
+            raise BackendUnavailable(f"vm backend: {e}") from None
+        return Qemu(img, memory=self.memory, cpus=self.cpus, name=f"nfteach-{self.kernel}", accel=acc, **overrides)
+
+    def _cold_boot(self, img: Path) -> None:
+        self.qemu = self._qemu(img)
         try:
             self.qemu.start()
             self.console = Console(self.qemu.serial_path, self.qemu.run_dir / "console.log", self.qemu.alive)
@@ -207,12 +245,51 @@ class VmBackend(Backend):
             self.close()
             raise BackendUnavailable(f"vm backend: the {self.kernel} guest did not boot ({e}) {tail}".strip()) from None
         self.release = ready.get("release")
-        _LIVE.add(self)
-        self._gen += 1
-        self.boot_seconds = time.monotonic() - t0
-        log.info("vm %s: booted %s in %.1f s", self.kernel, self.release, self.boot_seconds)
+        if not self.start_mode.startswith("cold boot ("):
+            self.start_mode = "cold boot" + (f" ({saved.ENV_COLD}=1)" if self.restore else "")
+
+    def _restore(self, img: Path) -> None:
+        """Start from the saved, booted guest (made now if there is none); a saved state of ours
+        that does not restore is removed and made once more."""
+        for attempt in (1, 2):
+            state = self.save_guest()
+            try:
+                self._start_from(img, state)
+                self.start_mode = "restored from a saved guest" + (" (shared cache)" if state.shared else "")
+                return
+            except (OSError, RuntimeError, TimeoutError, ConsoleClosed, QmpError) as e:
+                tail = self.qemu.log_tail() if self.qemu else ""
+                self.close()
+                if state.shared or attempt == 2:
+                    raise saved.SavedStateError(f"the saved guest in {state.dir} did not restore ({e}) {tail}".strip()) from None
+                log.warning("vm %s: the saved guest in %s did not restore (%s %s); saving it again",
+                            self.kernel, state.dir, e, tail)
+                saved.discard(state)
+
+    def save_guest(self, progress=None, force: bool = False) -> saved.SavedState:
+        """Make (or find) the saved, booted guest this backend's labs restore (``nfteach vm build``)."""
+        from ..lab import tool_files
+
+        img = self._image()
+        return saved.ensure(self.kernel, lambda **o: self._qemu(img, **o), self.boot_timeout,
+                            progress=progress, force=force, files=tool_files())
+
+    def _start_from(self, img: Path, state: saved.SavedState) -> None:
+        self.qemu = self._qemu(img, disk=state.disk, incoming=state.stream)
+        self.qemu.start()
+        self.console = Console(self.qemu.serial_path, self.qemu.run_dir / "console.log", self.qemu.alive)
+        with Qmp(self.qemu.qmp_paths()[-1]) as q:
+            # "inmigrate" while the stream loads; then paused (it was saved paused)
+            status = q.wait_status(("paused", "running"), 60, self.qemu.alive)
+            if status == "paused":
+                q.execute("cont")
+        ans = self.console.request("resume", timeout=30, time=time.time(),
+                                   seed=base64.b64encode(os.urandom(64)).decode())
+        self.release = ans.get("release")
+        self._preloaded = dict(state.record.get("files", {}))
 
     def close(self) -> None:
+        self._preloaded = {}
         if self.console is not None:
             self.console.close()
             self.console = None
@@ -272,9 +349,8 @@ class VmBackend(Backend):
     def write_file(self, machine: str, path: str, text: str) -> None:
         lab_path(path)  # absolute, no '..': it is mapped into the run directory on this machine
         self._ensure()
-        data = base64.b64encode(text.encode()).decode()
-        mode = 0o755 if text.startswith("#!") else 0o644
-        self._call(lambda c: c.request("write", timeout=60, path=path, data=data, mode=mode))
+        if self._preloaded.pop(path, None) != saved.text_digest(text):  # not already in the saved guest
+            self._call(lambda c: c.write_file(path, text))
         self._files[path] = text
 
     def exec_raw(self, argv: Sequence[str], machine: str = "vm", tick: bool = False) -> Output:

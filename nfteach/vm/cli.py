@@ -3,7 +3,7 @@
 ``add_subcommands(subparsers)`` adds::
 
     nfteach vm fetch [--kernel K]...     download kernels (+ debug info) and build the guest
-    nfteach vm build [--kernel K]... [--force]
+    nfteach vm build [--kernel K]... [--force]   (+ the saved, booted guest labs restore)
     nfteach vm up --kernel K             boot a guest and keep it running (Ctrl-C stops it)
     nfteach vm status                    what is cached, which guests run
     nfteach vm down                      remove run directories of guests that are gone
@@ -41,7 +41,7 @@ def add_subcommands(subparsers) -> None:
     vm = subparsers.add_parser("vm", help="real Debian kernels under QEMU")
     vsub = vm.add_subparsers(dest="vm_command", required=True)
     for name, helptext in (("fetch", "download kernels, debug info and the userland"),
-                           ("build", "(re)build the guest disk images")):
+                           ("build", "(re)build the guest disk images and the saved, booted guests")):
         p = vsub.add_parser(name, help=helptext)
         p.add_argument("--kernel", action="append", choices=list(fetch.KERNELS),
                        help="kernel to prepare (repeatable; default: all)")
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             except NoMirror as e:
                 sys.stderr.write(f"nfteach: {e}\n")
                 return 2
+            if cmd == "build":
+                _save_guest(k, args.force)
             log.info("kernel %s ready (%.0f s)", k, time.monotonic() - t)
         return 0
     if cmd == "status":
@@ -100,6 +102,23 @@ def run(args: argparse.Namespace) -> int:
 
         return derive.run(args.kernel, guest=not args.no_guest, out=args.out)
     raise SystemExit(f"unknown vm command {cmd}")
+
+
+def _save_guest(kernel: str, force: bool) -> None:
+    """The saved, booted guest new labs restore (nfteach/vm/saved.py), for this machine's
+    accelerator and the default guest memory; not fatal: labs then boot cold."""
+    from .backend import VmBackend
+    from .qemu import qemu_binary
+    from .saved import SavedStateError, cold_only
+
+    if not qemu_binary() or cold_only():
+        log.info("kernel %s: no saved guest made (%s)", kernel,
+                 "no qemu-system-x86_64" if not qemu_binary() else "NFTEACH_VM_COLD is set")
+        return
+    try:
+        VmBackend(kernel=kernel).save_guest(progress=None, force=force)
+    except SavedStateError as e:
+        log.warning("kernel %s: %s; labs will boot the kernel instead", kernel, e)
 
 
 def status() -> int:

@@ -31,7 +31,15 @@ class Console:
     def __init__(self, path: Path, log_path: Optional[Path] = None,
                  alive: Optional[Callable[[], bool]] = None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
+        end = time.monotonic() + 10
+        while True:  # QEMU binds the socket a moment before it listens
+            try:
+                self.sock.connect(str(path))
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > end or not (alive or (lambda: True))():
+                    raise
+                time.sleep(0.005)
         self.buf = b""
         self.ids = itertools.count(1)
         self.log_path = log_path
@@ -96,6 +104,11 @@ class Console:
             ans = self._read_frame(timeout)
             if ans.get("op") == "ready":
                 return ans
+
+    def write_file(self, path: str, text: str, timeout: float = 60) -> dict:
+        """Write ``text`` to ``path`` in the guest (executable if it starts with ``#!``)."""
+        data = base64.b64encode(text.encode()).decode()
+        return self.request("write", timeout=timeout, path=path, data=data, mode=0o755 if text.startswith("#!") else 0o644)
 
     def request(self, op: str, timeout: Optional[float] = 600, **fields) -> dict:
         rid = next(self.ids)

@@ -1,10 +1,14 @@
-"""Start and stop one QEMU guest (software emulation, no network, no root needed).
+"""Start and stop one QEMU guest (TCG or KVM, see ``accel.py``; no network, no root needed).
 
 Each VM gets a private run directory holding its serial and QMP sockets, its pid file,
 its console log and the temporary overlay of its disk (``snapshot=on``), so two VMs
 never share sockets or disks. ``stop()`` ends only the QEMU process this object
 started (by PID) and removes the run directory. The image directory is only read
 (``-kernel``, ``-initrd``, a ``snapshot=on`` drive), so it may be a shared read-only one.
+
+A guest restored from a saved state (``saved.py``) runs the same command with the saved
+disk overlay as its drive (again ``snapshot=on``: the saved overlay is only read) and
+``-incoming fd:N``, N being the saved migration stream opened read-only.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..procs import proc_starttime
+from .accel import Accel
+from .accel import detect as detect_accel
 from .fetch import cache_dir
 
 log = logging.getLogger("nfteach.vm")
@@ -39,11 +45,19 @@ def qemu_binary() -> Optional[str]:
 class Qemu:
     """One guest. ``image`` is a directory with vmlinuz, initrd.gz and disk.img."""
 
-    def __init__(self, image: Path, memory: str = "2048", cpus: int = 2, name: str = "vm"):
+    def __init__(self, image: Path, memory: str = "2048", cpus: int = 2, name: str = "vm",
+                 accel: Optional[Accel] = None, disk: Optional[Path] = None, snapshot: bool = True,
+                 incoming: Optional[Path] = None):
         self.image = Path(image)
         self.memory = memory
         self.cpus = cpus
         self.name = name
+        self.accel = accel or detect_accel()
+        #: the drive: the image's raw disk, or a qcow2 overlay (a saved state's)
+        self.disk = Path(disk) if disk else self.image / "disk.img"
+        self.snapshot = snapshot
+        #: a saved migration stream to start from (``-incoming``), else a cold boot
+        self.incoming = incoming
         self.proc: Optional[subprocess.Popen] = None
         self.run_dir: Optional[Path] = None
 
@@ -84,26 +98,40 @@ class Qemu:
         holders[self.qmp_paths().index(path)] = prog
 
     def command(self) -> List[str]:
+        """The command line, without ``-incoming``: a saved guest and the guests restored
+        from it run this same command (``machine_signature``), so their devices match."""
         img = self.image
+        fmt = "qcow2" if self.disk.suffix == ".qcow2" else "raw"
         return [
             qemu_binary() or QEMU,
             "-name", self.name,
             "-m", self.memory, "-smp", str(self.cpus),
-            # one host thread runs both vCPUs in turn: on a 2-core machine that is as fast as a
-            # thread per vCPU (measured: boot 6-10 s, article 7-9 s either way), leaves a core
-            # to the notebook, and keeps ftrace's cross-CPU code patching (function_graph)
-            # out of multi-threaded TCG
-            "-accel", "tcg,thread=single",
+            *self.accel.args,
             "-nographic", "-no-reboot", "-monitor", "none",
             "-kernel", str(img / "vmlinuz"), "-initrd", str(img / "initrd.gz"),
             "-append", "console=ttyS0 panic=-1 quiet loglevel=1 nokaslr",
-            "-drive", f"file={img / 'disk.img'},format=raw,if=virtio,snapshot=on",
+            "-drive", f"file={self.disk},format={fmt},if=virtio" + (",snapshot=on" if self.snapshot else ""),
             "-serial", f"unix:{self.serial_path},server=on,wait=off",
             *[a for p in self.qmp_paths() for a in ("-qmp", f"unix:{p},server=on,wait=off")],
             "-device", "vmcoreinfo",
             "-nic", "none",
             "-pidfile", str(self.run_dir / "qemu.pid"),
         ]
+
+    def machine_signature(self) -> str:
+        """The command line with this guest's own paths (run directory, image, disk, QEMU
+        binary) left out: what a saved state and its restored guests must agree on."""
+        saved_run_dir, self.run_dir = self.run_dir, Path("/RUN")
+        try:
+            cmd = self.command()[1:]
+        finally:
+            self.run_dir = saved_run_dir
+        out = []
+        for arg in cmd:
+            for path, name in ((str(self.disk), "DISK"), (str(self.image), "IMAGE")):
+                arg = arg.replace(path, name)
+            out.append(arg.replace(",snapshot=on", ""))
+        return " ".join(out)
 
     def start(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -112,10 +140,19 @@ class Qemu:
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=runs_dir()))
         env = dict(os.environ, TMPDIR=str(self.run_dir))  # snapshot overlay lives here
         cmd = self.command()
+        stream = None
+        if self.incoming is not None:
+            stream = os.open(self.incoming, os.O_RDONLY)
+            cmd += ["-incoming", f"fd:{stream}"]
         log.debug("starting %s", " ".join(cmd))
-        with open(self.run_dir / "qemu.log", "wb") as logf:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
+        try:
+            with open(self.run_dir / "qemu.log", "wb") as logf:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                             env=env, start_new_session=True,
+                                             pass_fds=(stream,) if stream is not None else ())
+        finally:
+            if stream is not None:
+                os.close(stream)
         (self.run_dir / "owner").write_text(owner_stamp())
         end = time.monotonic() + 30
         while not self.serial_path.exists():
@@ -123,7 +160,7 @@ class Qemu:
                 raise RuntimeError(f"qemu exited at once: {self.log_tail()}")
             if time.monotonic() > end:
                 raise RuntimeError("qemu did not create its serial socket within 30 s")
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -192,3 +192,30 @@ def test_truncated_deb_is_noticed_and_fetched_again(tmp_path, monkeypatch):
     assert paths == [debs / name] and _sha256(debs / name) == info["sha256"]
     assert len(said) == 1 and name in said[0], said
     assert _sha256(real_deb) == info["sha256"], "the real cache changed"
+
+
+@skip_no_vm
+def test_damaged_saved_guest_is_noticed_and_saved_again(tmp_path, real_cache_fingerprint):
+    """A byte flipped inside the saved guest's memory stream (its size unchanged): the lab
+    does not restore it, saves the guest again in its own cache, and starts."""
+    from nfteach.vm import saved
+
+    states = sorted((real_cache() / "kernels" / KERNEL / "saved").glob(f"*/{saved.RECORD}"))
+    if not states:
+        pytest.skip(f"no saved {KERNEL} guest in {real_cache()} (run `nfteach vm build --kernel {KERNEL}`)")
+    rel = str(states[0].parent.relative_to(real_cache()) / saved.STREAM)
+    cache = private_cache(tmp_path, KERNEL, copy=[rel])
+    stream = cache / rel
+    stream.chmod(0o644)
+    with open(stream, "r+b") as f:
+        f.seek(stream.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    p = _nfteach(cache, "shell", "--backend", "vm", "--kernel", KERNEL, "-c", "uname -r")
+    assert p.returncode == 0 and f"\n{KERNEL}." in p.stdout, p.stderr
+    assert "damaged (checksum differs)" in p.stderr
+    assert "restored from a saved guest" in p.stderr  # `# backend vm, ...` on stderr
+    rec = json.loads((stream.parent / saved.RECORD).read_text())
+    assert saved._sha256(stream) == rec["stream_sha256"] and not stream.is_symlink()
+    assert not _qemus_using(cache)

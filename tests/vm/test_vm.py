@@ -213,3 +213,88 @@ def test_status_command(capsys):
     assert status() == 0
     assert "kernel 5.10" in capsys.readouterr().out
 
+
+
+def test_a_new_lab_is_restored_from_the_saved_guest(vm_lab, kernel):
+    from nfteach.vm import saved
+
+    vm_lab.start()
+    b = vm_lab.backend
+    if saved.cold_only():
+        pytest.skip(f"{saved.ENV_COLD} is set: every lab boots cold")
+    assert b.start_mode.startswith("restored"), b.start_mode
+    assert "restored from a saved guest" in vm_lab.describe() and b.qemu.accel.name in ("tcg", "kvm")
+    # the guest's wall clock is this machine's, not the one it was saved with
+    guest_now = float(b.exec_raw(["date", "+%s"]).stdout)
+    assert abs(guest_now - time.time()) < 30
+    # the article's tools are there, as a cold-booted lab writes them
+    assert "kprobe" in b.exec_raw(["cat", "/vagrant/tools/trace-conntrack-prerouting.bt"]).stdout
+
+
+def test_cold_boot_still_works(kernel):
+    """NFTEACH_VM_COLD=1 / restore=False: the kernel boots, the lab starts where the article does."""
+    with Lab(backend=VmBackend(kernel=kernel, restore=False)) as lab:
+        b = lab.backend
+        assert b.start_mode.startswith("cold boot"), b.start_mode
+        assert lab.run("uname -r").output.startswith(kernel + ".")
+        assert "192.168.122.204:22" in b.exec_raw(["ss", "-tn"]).stdout
+        assert "0 flow entries" in lab.run("sudo conntrack -L").output
+        assert "kprobe" in b.exec_raw(["cat", "/vagrant/tools/trace-conntrack-prerouting.bt"]).stdout
+
+
+def _open_files(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def test_two_labs_restored_from_one_saved_guest_are_independent(kernel):
+    from nfteach.vm import saved
+
+    if saved.cold_only():
+        pytest.skip(f"{saved.ENV_COLD} is set: every lab boots cold")
+    labs = [Lab(backend=VmBackend(kernel=kernel)) for _ in range(2)]
+    errors = []
+
+    def start(lab):
+        try:
+            lab.start()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(lab,)) for lab in labs]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        a, c = (lab.backend for lab in labs)
+        assert a.start_mode.startswith("restored") and c.start_mode.startswith("restored")
+        assert a.qemu.incoming == c.qemu.incoming and a.qemu.disk == c.qemu.disk, "one saved guest"
+        # each writes to its own overlay, in its own run directory, on top of the frozen disk
+        for b in (a, c):
+            files = _open_files(b.qemu_pid)
+            assert any(f.startswith(str(b.qemu.run_dir)) and "deleted" in f for f in files), files
+            assert oct(os.stat(b.qemu.disk).st_mode & 0o222) == "0o0", "the saved disk is read-only"
+        # files
+        labs[0].write_file("/root/only-in-a", "a\n")
+        assert a.exec_raw(["cat", "/root/only-in-a"]).stdout == "a\n"
+        assert c.exec_raw(["cat", "/root/only-in-a"]).status != 0
+        # rules and conntrack tables
+        assert labs[0].run("sudo nft add table ip only_in_a").status == 0
+        assert labs[0].run("sudo modprobe nf_conntrack enable_hooks=1").status == 0
+        labs[0].run("@host nc -z -w 1 192.168.122.204 22")
+        assert "TIME_WAIT" in labs[0].run("sudo conntrack -L").output
+        assert "only_in_a" not in labs[1].run("sudo nft list tables").output
+        assert "0 flow entries" in labs[1].run("sudo conntrack -L").output
+        # each lab's kernel draws its own random numbers after the restore
+        uuids = [b.exec_raw(["cat", "/proc/sys/kernel/random/uuid"]).stdout for b in (a, c)]
+        assert uuids[0] != uuids[1]
+    finally:
+        for lab in labs:
+            lab.close()

@@ -11,12 +11,14 @@ every ``run``/``spawn`` the agent asks the session client (in ``host``) to excha
 keystroke on the tcp/22 session, as docs/lab-contract.md requires.
 """
 import base64
+import fcntl
 import json
 import os
 import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import termios
@@ -211,6 +213,23 @@ class Agent:
     # -- operations -------------------------------------------------------------
     def op_ping(self, req):
         return {"ok": True}
+
+    def op_resume(self, req):
+        """First request to a guest restored from a saved state (nfteach/vm/saved.py): what
+        every lab has of its own. The wall clock is the host's (the saved one stopped when
+        the guest was saved), and host randomness is mixed into the kernel's pool and the
+        CRNG reseeded, so labs restored from one saved state do not draw the same numbers."""
+        time.clock_settime(time.CLOCK_REALTIME, float(req["time"]))
+        seed = base64.b64decode(req.get("seed", ""))
+        if seed:  # (fcntl, struct: imported before the guest is saved, not loaded per lab)
+            rndaddentropy, rndreseedcrng = 0x40085203, 0x5207  # _IOW('R', 3, int[2]), _IO('R', 7)
+            fd = os.open("/dev/random", os.O_WRONLY)
+            try:
+                fcntl.ioctl(fd, rndaddentropy, struct.pack("ii", len(seed) * 8, len(seed)) + seed)
+                fcntl.ioctl(fd, rndreseedcrng)
+            finally:
+                os.close(fd)
+        return {"release": os.uname().release, "pid": os.getpid()}
 
     def op_run(self, req):
         err = tick() if req.get("tick", True) else None
