@@ -179,13 +179,17 @@ def test_diff_view(trick):
 
 
 @pytest.mark.parametrize("pick,right", [(0, True), (1, False)])
-def test_predict_then_observe(trick, pick, right):
+def test_predict_then_observe_on_a_fresh_lab(lab, pick, right):
+    """The exercise sets up its own experiment: a fresh lab agrees with its explanation."""
     p = nw.syn_in_table_exercise()
-    assert p.check() is None and "pick an answer" in p.error_text
-    p.choice.value = p.choice.options[pick]
-    assert p.check() is right
-    assert ("✔" in p.status.value) is right
-    assert "dport=2570" in p.picture.value
+    w = p.widget()
+    w.button.click()                                   # nothing picked: nothing runs, nothing shown
+    assert "pick one" in w.verdict.value and len(lab.history) == 0
+    w.choice.value = w.choice.options[pick]
+    w.button.click()
+    assert p.verdict.correct is right and ("✔" in w.verdict.value) is right
+    assert "dport=2570" in w.verdict.value and "confirmed, then the chain drops it" in w.verdict.value
+    assert w.button.disabled and w.choice.disabled
 
 
 def test_validate_line_quotes_everything():
