@@ -22,7 +22,18 @@ what the tools printed), :mod:`.svg` (pictures that fit the column), :mod:`.quiz
 from __future__ import annotations
 
 from .kernels import PROFILE_ROWS, ProfileTable, SideBySide, profile, profile_table, side_by_side
-from .parsers import Entry, entries, flow_count, nf_hooks, ran, run_order, tool_source, unavailable
+from .parsers import (
+                       CallTrees,
+                       Entry,
+                       call_trees,
+                       entries,
+                       flow_count,
+                       nf_hooks,
+                       ran,
+                       run_order,
+                       tool_source,
+                       unavailable,
+)
 from .quiz import Prediction, Verdict, predict
 from .settings import (
                        ARTICLE,
@@ -43,7 +54,7 @@ from .settings import (
 )
 from .svg import HookChain, Picture, fit, hook_chain, picture
 
-__all__ = ["ARTICLE", "DEFAULT_BACKEND", "DEFAULT_KERNEL", "ENV_BACKEND", "ENV_KERNEL", "KERNELS", "Banner",
+__all__ = ["ARTICLE", "CallTrees", "call_trees", "fresh_lab", "DEFAULT_BACKEND", "DEFAULT_KERNEL", "ENV_BACKEND", "ENV_KERNEL", "KERNELS", "Banner",
            "Entry", "HookChain", "Notice", "PROFILE_ROWS", "Picture", "Prediction", "ProfileTable", "SideBySide",
            "Verdict", "banner", "entries", "fit", "flow_count", "hook_chain", "kernels", "needs", "nf_hooks",
            "open_lab", "picture", "predict", "profile", "profile_table", "program", "ran", "reset", "run_order",

@@ -99,3 +99,72 @@ def tool_source(name: str) -> str:
     from importlib import resources
 
     return resources.files("nfteach.tools").joinpath(name).read_text()
+
+
+# -- function_graph ---------------------------------------------------------------------
+_GRAPH_LINE = re.compile(r"^\s*\d+\)\s.*?\|( *)(\S.*)$")
+
+
+@dataclass(frozen=True)
+class CallTrees:
+    """The top-level call trees of a function_graph trace that contain a function (the
+    others left out), with that function's own calls marked ``▶``."""
+
+    text: str          # what is shown: the trace's header, then the kept trees
+    inside: str        # the subtree of the function looked for (its first occurrence)
+    shown: int         # call lines kept
+    total: int         # call lines in the whole trace
+
+    def calls(self, function: str) -> bool:
+        """True if ``function`` is called inside the function looked for."""
+        return re.search(rf"(?<![\w.]){re.escape(function)}(?![\w])", self.inside) is not None
+
+    def __str__(self) -> str:
+        return (f"{self.text}\n({self.shown} of the trace's {self.total} call lines: only the tree that calls "
+                "the function; ▶ marks its own calls)")
+
+
+def call_trees(t, containing: str) -> CallTrees:
+    """Keep the call trees of a ``function_graph`` trace that call ``containing`` (e.g. the
+    SYN's tree: the one that calls ``init_conntrack``), and the leaf calls right before
+    them (the same packet's earlier callbacks)."""
+    header, blocks, cur, pending = [], [], None, []
+    total = 0
+    for line in text_of(t).splitlines():
+        m = _GRAPH_LINE.match(line)
+        if not m:
+            if line.startswith("#"):
+                header.append(line)
+            continue
+        total += 1
+        depth = (len(m.group(1)) - 2) // 2
+        if cur is None:
+            if depth == 0 and m.group(2).endswith("{"):
+                cur = pending + [line]
+                pending = []
+            elif depth == 0:
+                pending = (pending + [line])[-4:]
+            continue
+        cur.append(line)
+        if depth == 0 and m.group(2).startswith("}"):
+            blocks.append(cur)
+            cur = None
+    kept = [b for b in blocks if any(containing in ln for ln in b)]
+    out, inside = [], []
+    for b in kept:
+        d0 = None  # depth of `containing` while inside its first occurrence
+        for line in b:
+            m = _GRAPH_LINE.match(line)
+            depth = (len(m.group(1)) - 2) // 2
+            if d0 is not None and depth <= d0:
+                d0 = None
+                inside.append(None)     # the first occurrence is over
+            elif d0 is not None:
+                inside.append(line)
+                if depth == d0 + 1 and not m.group(2).startswith("}"):
+                    line = "▶" + line[1:]
+            elif containing in m.group(2) and None not in inside:
+                d0 = depth
+            out.append(line)
+    inside = [x for x in inside if x is not None]
+    return CallTrees("\n".join(header + out), "\n".join(inside), sum(len(b) for b in kept), total)

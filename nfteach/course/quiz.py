@@ -19,11 +19,18 @@ from .shown import Shown, text_of
 
 GOOD, BAD, NEUTRAL = "#15803d", "#b91c1c", "#6b7280"
 #: labels wrap next to their radio circle (JupyterLab's default puts long labels under it)
-RADIO_CSS = ("<style>.nfteach-predict .widget-radio-box{flex-direction:column}"
-             ".nfteach-predict .widget-radio-box label{display:flex;align-items:flex-start;gap:8px;"
-             "white-space:normal;height:auto;line-height:1.4;margin:2px 0;width:auto}"
+RADIO_CSS = ("<style>.nfteach-predict .widget-radio-box label{display:flex;flex-direction:row-reverse;"
+             "justify-content:flex-end;align-items:flex-start;gap:8px;white-space:normal;height:auto;"
+             "line-height:1.4;margin:3px 0;padding-left:0;width:auto;position:static}"
              ".nfteach-predict .widget-radio-box input{flex:none;margin:3px 0 0 0;position:static}"
-             ".nfteach-predict .widget-radio{width:100%}</style>")
+             ".nfteach-predict .widget-radio{width:100%}"
+             ".nfteach-predict .nfteach-question{font-weight:bold;line-height:1.45;margin:2px 0 4px 0}</style>")
+
+
+def inline_code(text: str) -> str:
+    """HTML of ``text`` with its `backquoted` parts as <code>."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 class Verdict(Shown):
@@ -37,7 +44,7 @@ class Verdict(Shown):
         body = (f'<pre style="white-space:pre-wrap;word-break:break-all;font-size:12px">{html.escape(rest)}</pre>'
                 if rest else "")
         return (f'<div class="nfteach-verdict-text" style="border-left:4px solid {colour};padding:4px 8px">'
-                f"{html.escape(head)}{body}</div>")
+                f"{inline_code(head)}{body}</div>")
 
 
 class Prediction(Shown):
@@ -113,9 +120,9 @@ class Prediction(Shown):
         return self._widget
 
     def _repr_html_(self) -> str:  # without ipywidgets (a static page): the question only
-        items = "".join(f"<li>{html.escape(c)}</li>" for c in self.choices)
+        items = "".join(f"<li>{inline_code(c)}</li>" for c in self.choices)
         return (f'<div style="border-left:4px solid #7a4ae2;padding:4px 8px"><b>Predict:</b> '
-                f"{html.escape(self.question)}<ol>{items}</ol></div>")
+                f"{inline_code(self.question)}<ol>{items}</ol></div>")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -135,8 +142,8 @@ def _PredictionWidget(q: Prediction):
         def __init__(self):
             super().__init__()
             self.add_class("nfteach-predict")
-            self.question = W.HTML(RADIO_CSS + f'<div style="font-weight:bold;margin-bottom:4px">Predict: '
-                                   f"{html.escape(q.question)}</div>")
+            self.question = W.HTML(RADIO_CSS + f'<div class="nfteach-question">Predict: '
+                                   f"{inline_code(q.question)}</div>", layout=W.Layout(width="100%"))
             self.choice = W.RadioButtons(options=list(q.choices), value=None, layout=W.Layout(width="100%"))
             self.button = W.Button(description="lock in", button_style="primary", icon="lock",
                                    tooltip="run the experiment and compare")

@@ -36,6 +36,12 @@ def open_lab(backend: Optional[str] = None, kernel: Optional[str] = None) -> Lab
     return lab
 
 
+def fresh_lab(lab: Lab) -> Lab:
+    """A second lab like ``lab`` (same backend and kernel), started, for an experiment that
+    needs a clean slate: ``with course.fresh_lab(lab) as other: ...`` closes it after."""
+    return Lab(lab.name, kernel=None if lab.name == "live" else lab.kernel).start()
+
+
 def _close_quietly(lab: Lab) -> None:
     try:
         if not lab.closed:

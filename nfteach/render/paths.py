@@ -127,8 +127,8 @@ def path_graph(path, g: Optional[graphviz.Digraph] = None, prefix: str = "", cha
                     g.edge(prev, nid, **attrs)
                 prev = nid
                 prev_label = ev.verdict if ev.kind == "hook" else ""
-    if own:
-        add_legend(g, kinds, prefix=prefix)
+    if own:  # the key under the last packet: it adds no width
+        add_legend(g, kinds, prefix=prefix, below=prev if path.packets and prev else None)
     return g
 
 

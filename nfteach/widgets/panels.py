@@ -237,6 +237,43 @@ def step_through(lab, line: str) -> Stepper:
     return Stepper(observe.path(current_lab(lab), line), lab)
 
 
+# -- kernels side by side -------------------------------------------------------------------
+class KernelCompare(_Panel):
+    """The same script on two kernel profiles of the simulator: their hook chains, one above
+    the other; ≠ marks a function the other kernel calls by another name, + one it lacks."""
+
+    def __init__(self, script: str, kernels: Sequence[str] = ("5.10", "6.1", "6.18"), left: str = "5.10",
+                 right: Optional[str] = None, lab=None):
+        super().__init__(lab)
+        self.script = script
+        kernels = list(kernels)
+        self.left = W.Dropdown(options=kernels, value=left, description="kernel")
+        self.right = W.Dropdown(options=kernels, value=right or kernels[-1], description="vs")
+        self.button = W.Button(description="compare", button_style="info")
+        self.button.add_class("nfteach-compare")
+        self.button.on_click(lambda _b: self.compare())
+        self.result = None
+        self.children = [W.HBox([self.left, self.right, self.button]), self.error, self.status, self.picture]
+        self.compare()
+
+    def compare(self):
+        if self.left.value == self.right.value:
+            self._fail("pick two different kernels")
+            return None
+        try:
+            self.result = observe.compare(self.script, kernels=(self.left.value, self.right.value))
+        except LabError as e:
+            self._fail(e)
+            return None
+        self._ok()
+        only_l, only_r = self.result.only_left(), self.result.only_right()
+        self.status.value = (f"only on {html.escape(self.left.value)}: <code>{html.escape(', '.join(only_l) or '—')}"
+                             f"</code>; only on {html.escape(self.right.value)}: "
+                             f"<code>{html.escape(', '.join(only_r) or '—')}</code>")
+        self.picture.value = _svg(self.result.svg())
+        return self.result
+
+
 # -- before/after diff ----------------------------------------------------------------------
 _TIMEOUT = re.compile(r"^(\S+\s+\d+\s+)\d+(\s)")
 
