@@ -73,6 +73,12 @@ class Prediction(Shown):
         return self._observed[0]
 
     @property
+    def evidence(self):
+        """What the experiment showed (runs it the first time; shows nothing)."""
+        self.observe()
+        return self._observed[1]
+
+    @property
     def observed(self) -> str:
         """What the lab answered (runs the experiment the first time; shows nothing)."""
         return self.observe()
