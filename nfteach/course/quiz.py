@@ -23,7 +23,8 @@ RADIO_CSS = ("<style>.nfteach-predict .widget-radio-box label{display:flex;flex-
              "justify-content:flex-end;align-items:flex-start;gap:8px;white-space:normal;height:auto;"
              "line-height:1.4;margin:3px 0;padding-left:0;width:auto;position:static}"
              ".nfteach-predict .widget-radio-box input{flex:none;margin:3px 0 0 0;position:static}"
-             ".nfteach-predict .widget-radio{width:100%}"
+             ".nfteach-predict .widget-radio{width:auto;max-width:100%}"
+             ".nfteach-predict .widget-html-content{white-space:normal}"
              ".nfteach-predict .nfteach-question{font-weight:bold;line-height:1.45;margin:2px 0 4px 0}</style>")
 
 
@@ -149,15 +150,15 @@ def _PredictionWidget(q: Prediction):
             super().__init__()
             self.add_class("nfteach-predict")
             self.question = W.HTML(RADIO_CSS + f'<div class="nfteach-question">Predict: '
-                                   f"{inline_code(q.question)}</div>", layout=W.Layout(width="100%"))
-            self.choice = W.RadioButtons(options=list(q.choices), value=None, layout=W.Layout(width="100%"))
+                                   f"{inline_code(q.question)}</div>")
+            self.choice = W.RadioButtons(options=list(q.choices), value=None, layout=W.Layout(width="auto"))
             self.button = W.Button(description="lock in", button_style="primary", icon="lock",
                                    tooltip="run the experiment and compare")
             self.button.add_class("nfteach-lock-in")
             self.button.on_click(lambda _b: q.lock_in(self.choice.value))
             self.verdict = W.HTML("")
             self.verdict.add_class("nfteach-verdict")
-            self.layout = W.Layout(border_left="4px solid #7a4ae2", padding="4px 8px", max_width="100%")
+            self.layout = W.Layout(border_left="4px solid #7a4ae2", padding="4px 8px")
             self.children = [self.question, self.choice, self.button, self.verdict]
 
         def show(self, v: Verdict, locked: bool) -> None:

@@ -118,8 +118,8 @@ def browser(tmp: Path, viewport=None):
 
 def open_notebook(page, base: str, token: str, name: str) -> None:
     """Open ``name`` in JupyterLab and wait for its kernel."""
-    page.goto(f"{base}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.goto(f"{base}/lab/tree/{name}?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell", timeout=90_000)
     # a fresh profile may ask which kernel to use: the notebook's own, python3
     select = page.locator(".jp-Dialog button.jp-mod-accept")
     try:
@@ -133,3 +133,9 @@ def open_notebook(page, base: str, token: str, name: str) -> None:
 def run_all(page) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
+def close_notebook(page, base: str, token: str) -> None:
+    """Shut down every kernel of the server (the next notebook opens in a reset workspace)."""
+    for sess in page.request.get(f"{base}/api/sessions?token={token}").json():
+        page.request.delete(f"{base}/api/sessions/{sess['id']}?token={token}")

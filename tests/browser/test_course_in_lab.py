@@ -16,7 +16,7 @@ import re
 import shutil
 
 import pytest
-from labdriver import artifacts, browser, jupyter_lab, need_browser, open_notebook, run_all
+from labdriver import artifacts, browser, close_notebook, jupyter_lab, need_browser, open_notebook, run_all
 
 from nfteach.tour import course_notebooks
 
@@ -113,14 +113,7 @@ def test_notebook_after_run_all(lab_page, path):
         print(f"failure screenshot: {artifacts() / (path.stem + '-failure.png')}; server log: {tmp / 'jupyter.log'}")
         raise
     finally:
-        page.get_by_role("menuitem", name="File", exact=True).click()
-        page.get_by_role("menuitem", name="Close and Shut Down Notebook", exact=True).click()
-        dialog = page.locator(".jp-Dialog button.jp-mod-accept")
-        try:
-            dialog.wait_for(timeout=3_000)
-            dialog.click()
-        except Exception:  # noqa: BLE001 - no dialog
-            pass
+        close_notebook(page, base, token)
 
 
 def test_a_prediction_clicked_to_its_tick(lab_page):
