@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 from .parsers import nf_hooks
 from .settings import Notice
@@ -52,11 +52,17 @@ def fit(svg: str) -> str:
 
 
 class Picture:
-    """A picture (anything with ``_repr_svg_``) shown to fit the column."""
+    """A picture (anything with ``_repr_svg_``) shown to fit the column; ``highlight``
+    names callbacks of a hook chain to draw with an amber border (``"LOCAL_IN:ipv4_confirm"``)."""
 
-    def __init__(self, obj):
+    def __init__(self, obj, highlight: Sequence[str] = ()):
         self.obj = obj
-        self.svg = obj._repr_svg_()   # render now: a missing `dot` shows up here, not later
+        if highlight and getattr(obj, "lanes", None) is not None:
+            from ..render.graphs import hooks_graph, to_svg
+
+            self.svg = to_svg(hooks_graph(obj, highlight=tuple(highlight)))
+        else:
+            self.svg = obj._repr_svg_()   # render now: a missing `dot` shows up here, not later
 
     def _repr_html_(self) -> str:
         return fit(self.svg)
@@ -111,7 +117,7 @@ class HookChain:
             f"{fn} ({p})" for p, fns in self.chain for fn in fns)
 
 
-def picture(make: Callable[[], object]):
+def picture(make: Callable[[], object], highlight: Sequence[str] = ()):
     """``make()`` (e.g. ``lambda: observe.path(lab, line)``) as a :class:`Picture` that fits
     the column, or a notice saying why not here.
 
@@ -120,7 +126,7 @@ def picture(make: Callable[[], object]):
     """
     try:
         obj = make()
-        return Picture(obj) if hasattr(obj, "_repr_svg_") else obj
+        return Picture(obj, highlight) if hasattr(obj, "_repr_svg_") else obj
     except ImportError as e:
         return Notice(f"No picture: {e} (pip install 'nfteach[render]' and Graphviz's dot).")
     except Exception as e:  # noqa: BLE001 - LabError, graphviz.ExecutableNotFound, ...

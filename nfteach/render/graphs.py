@@ -183,7 +183,7 @@ def hooks_graph(chain, g: Optional[graphviz.Digraph] = None, prefix: str = "",
     run order, on a grid whose rows are priorities: the picture grows downwards, not
     sideways, and fits a notebook's column. Colour = owner, double border = conntrack.
     ``changed``: function names to mark (see :func:`mark_of`); ``highlight``: functions
-    drawn with a thick amber border (the point of a lesson)."""
+    (``"name"`` or ``"HOOK:name"``) drawn with a thick amber border: the point of a lesson."""
     own = g is None
     if own:
         title = title if title is not None else (
@@ -209,7 +209,9 @@ def hooks_graph(chain, g: Optional[graphviz.Digraph] = None, prefix: str = "",
     for a, b in zip(header, header[1:]):
         g.edge(a, b, style="invis", weight="10")
     rows: List[List[str]] = [header]
-    for hook, cbs in lanes:
+    # dot lays out the flat (same-rank) edges of a nested picture right to left: declare
+    # the hooks the other way round there, so both read PRE_ROUTING … POST_ROUTING
+    for hook, cbs in (lanes if own else lanes[::-1]):
         hid = f"{p}h_{hook}"
         row = [f"{hid}_lane"]
         with g.subgraph(name=f"cluster_{hid}") as lane:
@@ -233,7 +235,7 @@ def hooks_graph(chain, g: Optional[graphviz.Digraph] = None, prefix: str = "",
                     st = style_for(c.kind)
                     if mark:
                         st.update(fontcolor="#b91c1c")
-                    if c.function in highlight:
+                    if c.function in highlight or f"{hook}:{c.function}" in highlight:
                         st.update(color="#f59e0b", penwidth="3.5")
                     lane.node(nid, callback_label(c.function, c.priority, c.label, mark=mark), **st)
                     visible.append(nid)
