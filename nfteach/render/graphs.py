@@ -77,15 +77,15 @@ class Graph(graphviz.Digraph):
     """``graphviz.Digraph`` whose HTML-like labels keep their spaces (subgraphs too)."""
 
     def node(self, name, label=None, _attributes=None, **attrs):
-        super().node(name, keep_spaces(label), _attributes, **attrs)
+        super().node(name, keep_spaces(label), _attributes=_attributes, **attrs)
 
     def edge(self, tail_name, head_name, label=None, _attributes=None, **attrs):
-        super().edge(tail_name, head_name, keep_spaces(label), _attributes, **attrs)
+        super().edge(tail_name, head_name, keep_spaces(label), _attributes=_attributes, **attrs)
 
     def attr(self, kw=None, _attributes=None, **attrs):
         if "label" in attrs:
             attrs["label"] = keep_spaces(attrs["label"])
-        super().attr(kw, _attributes, **attrs)
+        super().attr(kw, _attributes=_attributes, **attrs)
 
 
 def new_graph(name: str, rankdir: str = "LR", label: str = "") -> graphviz.Digraph:
