@@ -87,4 +87,4 @@ def test_the_answers_are_right_on_sim(tmp_path):
     instructor = (tmp_path / "instructor" / "11-exercises.html").read_text()
     for page in (attendee, instructor):   # predictions are widgets: no verdict until locked in
         assert "the lab says" not in page and "the lab agrees" not in page
-        assert "Predict:" in page and "lock in" not in page.split("Predict:")[0]
+        assert "Predict:" in page
