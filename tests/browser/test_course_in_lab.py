@@ -16,7 +16,15 @@ import re
 import shutil
 
 import pytest
-from labdriver import artifacts, browser, close_notebook, jupyter_lab, need_browser, open_notebook, run_all
+from labdriver import (
+    artifacts,
+    browser,
+    close_notebook,
+    jupyter_lab,
+    need_browser,
+    open_notebook,
+    run_all,
+)
 
 from nfteach.tour import course_notebooks
 
