@@ -72,7 +72,7 @@ class SideBySide(Shown):
 
     def _repr_html_(self) -> str:
         width = f"{100 / max(len(self.runs), 1):.0f}%"
-        head = "".join(f'<th style="width:{width}">kernel {html.escape(k)}</th>' for k in self.runs)
+        head = "".join(f'<th style="width:{width};text-align:left">kernel {html.escape(k)}</th>' for k in self.runs)
         cells = "".join(f'<td style="vertical-align:top;text-align:left"><pre style="white-space:pre-wrap;'
                         f'word-break:break-all;font-size:11px">{html.escape(text_of(t))}</pre></td>'
                         for t in self.runs.values())
