@@ -232,9 +232,18 @@ class Stepper(_Panel):
         return self.go(self.index - 1)
 
 
-def step_through(lab, line: str) -> Stepper:
-    """Run ``line`` on the sim and step through its packets' path."""
-    return Stepper(observe.path(current_lab(lab), line), lab)
+def step_through(lab, line: str):
+    """Run ``line`` on the sim and step through its packets' path; on a backend that cannot
+    watch a packet, a panel whose one line says why."""
+    lab = current_lab(lab)
+    try:
+        path = observe.path(lab, line)
+    except LabError as e:
+        panel = _Panel(lab)
+        panel._fail(e)
+        panel.children = [panel.error]
+        return panel
+    return Stepper(path, lab)
 
 
 # -- kernels side by side -------------------------------------------------------------------

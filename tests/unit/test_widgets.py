@@ -219,3 +219,14 @@ def test_load_ipython_extension(lab):
     out = ip.run_cell_magic("lab", "", "sudo modprobe nf_conntrack enable_hooks=1\n")
     assert out.hooks is not None and "ipv4_confirm" in out.hooks.dot
     assert ipy is not None
+
+
+def test_step_through_explains_a_backend_without_the_model(lab, monkeypatch):
+    from nfteach.model.errors import LabError
+
+    def refuse(*a, **k):
+        raise LabError("observing a packet path needs the sim backend")
+
+    monkeypatch.setattr(observe, "path", refuse)
+    w = nw.step_through(lab, "@host nc -w 1 -z 192.168.122.204 2570")
+    assert "needs the sim backend" in w.error_text and w.children == (w.error,)
