@@ -47,10 +47,13 @@ class Lab:
         self._job_lines: Dict[int, str] = {}
         self._next_job = 1
         self._started = False
+        self._closed = False
         self.history: List[CommandResult] = []
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> Lab:
+        """Start the lab (again, after ``close()``: a fresh lab, nothing of the old one kept)."""
+        self._closed = False
         if not self._started:
             self.backend.start()
             self._started = True
@@ -75,6 +78,16 @@ class Lab:
                 pass
         self.backend.close()
         self._started = False
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LabError(f"this {self.backend.name} lab is closed; reopen it with `lab = course.open_lab()` "
+                           "in a notebook (or `lab.start()`: a fresh lab, its old state is gone)")
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -98,8 +111,9 @@ class Lab:
         """Run one command line; ``None`` for a blank line or a comment.
 
         Problems with the line itself come back as a one-line ``nfteach: ...`` result with
-        status 2; the lab stays usable.
+        status 2; the lab stays usable. A closed lab raises ``LabError`` (one line).
         """
+        self._check_open()
         self.start()
         try:
             parsed = parse_line(line)
@@ -139,6 +153,7 @@ class Lab:
         """Put a file (a bpftrace or drgn script) on a lab machine: ``path`` is absolute,
         without ``..`` (a one-line LabError otherwise), on every backend."""
         lab_path(path)
+        self._check_open()
         self.start()
         self.backend.write_file(machine, path, text)
 
@@ -147,6 +162,7 @@ class Lab:
         over QMP on ``vm``, ``/proc/kcore`` on ``live`` where the kernel allows it."""
         from .introspect import program
 
+        self._check_open()
         self.start()
         return program(self)
 

@@ -55,12 +55,15 @@ def path_graph(path, g: Optional[graphviz.Digraph] = None, prefix: str = "", cha
         fate = pkt.fate
         fate_color = BAD if fate == "dropped" else GOOD if fate == "delivered" else "#6b7280"
         with g.subgraph(name=f"cluster_{pid}") as row:
-            row.attr(label=f'<<b>packet {pkt.index + 1}</b>: {esc(pkt.summary)} · '
-                           f'<font color="{fate_color}"><b>{esc(fate)}</b></font>>',
+            # stepping through: the fate stays hidden until the last step of the packet
+            pending = hl is not None and (hl[0] < pkt.index or (hl[0] == pkt.index and hl[1] < len(pkt.steps) - 1))
+            shown_fate = f'<font color="{fate_color}"><b>{esc(fate)}</b></font>' if not pending else "<i>…</i>"
+            row.attr(label=f'<<b>packet {pkt.index + 1}</b> · {shown_fate}<br/>{esc(pkt.summary)}>',
                      style="rounded", color="#9ca3af", fontsize="12")
             prev, prev_label, seg = None, "", None
             step_no = -1
             seg_graph = None
+            future = False
             for n, ev in enumerate(pkt.events):
                 nid = f"{pid}_s{n}"
                 if ev.kind == "hook":
@@ -80,15 +83,16 @@ def path_graph(path, g: Optional[graphviz.Digraph] = None, prefix: str = "", cha
                             st = style_for(ev.kind_of_owner, faded=True)
                         if hl == (pkt.index, step_no):
                             st.update(penwidth="4", color=HILITE)
-                        if ev.verdict == "DROP":
+                        if ev.verdict == "DROP" and not future:
                             st.update(color=BAD, penwidth="2.5" if hl != (pkt.index, step_no) else "4")
                         mark = "≠ " if changed and ev.function in changed else ""
                         verdict = (f'<font point-size="9" color="{BAD if ev.verdict == "DROP" else GOOD}">'
                                    f'<b>{esc(ev.verdict)}</b></font>')
                         owner = ev.owner if ev.kind_of_owner != "iptables" else ev.owner.replace("iptable_", "iptables ")
+                        extra = "" if future else verdict + "  " + ct_line(ev.ct)  # not run yet: no verdict
                         sg.node(nid, callback_label(ev.function, ev.priority, owner or ev.kind_of_owner,
-                                                    extra=verdict + "  " + ct_line(ev.ct), mark=mark), **st)
-                        if ev.verdict == "DROP":
+                                                    extra=extra, mark=mark), **st)
+                        if ev.verdict == "DROP" and not future:
                             for j, c in enumerate(_not_run(path, pkt, ev)):
                                 skip = f"{pid}_skip{n}_{j}"
                                 sg.node(skip, callback_label(c.function, c.priority, c.label,
@@ -104,6 +108,8 @@ def path_graph(path, g: Optional[graphviz.Digraph] = None, prefix: str = "", cha
                     seg = None
                     row.node(nid, f'<<font point-size="9">veth → <b>{esc(ev.machine)}</b><br/>ip_rcv</font>>',
                              shape="cds", fillcolor="#f3f4f6", color="#4b5563")
+                elif ev.kind in ("deliver", "drop") and pending:
+                    row.node(nid, "<<i>… (step on to see)</i>>", **style_for("other", faded=True))
                 elif ev.kind == "deliver":
                     row.node(nid, f'<<b>delivered</b><br/><font point-size="9">{esc(ev.machine)}: tcp_v4_rcv</font>>',
                              shape="box", style="rounded,filled", fillcolor="#dcfce7", color=GOOD, penwidth="2")
@@ -126,9 +132,9 @@ def path_graph(path, g: Optional[graphviz.Digraph] = None, prefix: str = "", cha
                         attrs.update(color=BAD, penwidth="2")
                     g.edge(prev, nid, **attrs)
                 prev = nid
-                prev_label = ev.verdict if ev.kind == "hook" else ""
-    if own:
-        add_legend(g, kinds, prefix=prefix)
+                prev_label = ev.verdict if ev.kind == "hook" and not (ev.kind == "hook" and future) else ""
+    if own:  # the key under the last packet: it adds no width
+        add_legend(g, kinds, prefix=prefix, below=prev if path.packets and prev else None)
     return g
 
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 _CURRENT = None
 
-__all__ = ["use_lab", "current_lab", "SendPacket", "RuleEditor", "Stepper", "DiffView", "Predict",
+__all__ = ["use_lab", "current_lab", "SendPacket", "RuleEditor", "Stepper", "DiffView", "KernelCompare",
            "syn_in_table_exercise", "step_through"]
 
 

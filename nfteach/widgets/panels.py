@@ -10,11 +10,13 @@ from __future__ import annotations
 import difflib
 import html
 import re
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import ipywidgets as W
 
 from .. import observe
+from ..course.svg import fit
+from ..model.errors import LabError
 from . import current_lab
 from . import validate as v
 
@@ -46,7 +48,8 @@ class _Panel(W.VBox):
 
 
 def _svg(svg: str) -> str:
-    return f'<div class="nfteach-picture" style="overflow:auto;max-width:100%">{svg}</div>'
+    """A picture that fits the column (click to enlarge), as the notebooks show them."""
+    return f'<div class="nfteach-picture">{fit(svg)}</div>'
 
 
 def _pre(text: str) -> str:
@@ -86,14 +89,15 @@ class SendPacket(_Panel):
             sport = v.port(self.sport.value, "source port")
             dport = v.port(self.dport.value, "destination port")
             flags = v.flags(n for n, cb in self.flags.items() if cb.value)
-            if self.lab.backend.name != "sim":
-                raise v.WidgetInputError(f"sending a hand-made packet needs the sim backend (this lab is "
-                                         f"{self.lab.backend.name}); use `nc` there")
         except v.WidgetInputError as e:
             self._fail(e)
             return None
+        try:  # the lab says what its backend cannot do (a hand-made packet needs the model)
+            self.result = observe.send(self.lab, machine, saddr, daddr, sport, dport, flags)
+        except LabError as e:
+            self._fail(e)
+            return None
         self._ok()
-        self.result = observe.send(self.lab, machine, saddr, daddr, sport, dport, flags)
         p = self.result.path
         first = p.packets[0] if p.packets else None
         if first is None:
@@ -228,9 +232,55 @@ class Stepper(_Panel):
         return self.go(self.index - 1)
 
 
-def step_through(lab, line: str) -> Stepper:
-    """Run ``line`` on the sim and step through its packets' path."""
-    return Stepper(observe.path(current_lab(lab), line), lab)
+def step_through(lab, line: str):
+    """Run ``line`` on the sim and step through its packets' path; on a backend that cannot
+    watch a packet, a panel whose one line says why."""
+    lab = current_lab(lab)
+    try:
+        path = observe.path(lab, line)
+    except LabError as e:
+        panel = _Panel(lab)
+        panel._fail(e)
+        panel.children = [panel.error]
+        return panel
+    return Stepper(path, lab)
+
+
+# -- kernels side by side -------------------------------------------------------------------
+class KernelCompare(_Panel):
+    """The same script on two kernel profiles of the simulator: their hook chains, one above
+    the other; ≠ marks a function the other kernel calls by another name, + one it lacks."""
+
+    def __init__(self, script: str, kernels: Sequence[str] = ("5.10", "6.1", "6.18"), left: str = "5.10",
+                 right: Optional[str] = None, lab=None):
+        super().__init__(lab)
+        self.script = script
+        kernels = list(kernels)
+        self.left = W.Dropdown(options=kernels, value=left, description="kernel")
+        self.right = W.Dropdown(options=kernels, value=right or kernels[-1], description="vs")
+        self.button = W.Button(description="compare", button_style="info")
+        self.button.add_class("nfteach-compare")
+        self.button.on_click(lambda _b: self.compare())
+        self.result = None
+        self.children = [W.HBox([self.left, self.right, self.button]), self.error, self.status, self.picture]
+        self.compare()
+
+    def compare(self):
+        if self.left.value == self.right.value:
+            self._fail("pick two different kernels")
+            return None
+        try:
+            self.result = observe.compare(self.script, kernels=(self.left.value, self.right.value))
+        except LabError as e:
+            self._fail(e)
+            return None
+        self._ok()
+        only_l, only_r = self.result.only_left(), self.result.only_right()
+        self.status.value = (f"only on {html.escape(self.left.value)}: <code>{html.escape(', '.join(only_l) or '—')}"
+                             f"</code>; only on {html.escape(self.right.value)}: "
+                             f"<code>{html.escape(', '.join(only_r) or '—')}</code>")
+        self.picture.value = _svg(self.result.svg())
+        return self.result
 
 
 # -- before/after diff ----------------------------------------------------------------------
@@ -290,46 +340,32 @@ class DiffView(_Panel):
 
 
 # -- predict, then observe ------------------------------------------------------------------
-class Predict(_Panel):
-    """A question, answers to pick from, the lab lines that settle it and a checker that
-    reads the lab's answer from the transcript (``checker(transcript) -> choice``)."""
-
-    def __init__(self, question: str, choices: Sequence[str], lines: str,
-                 checker: Callable[[object], str], lab=None, explain: str = ""):
-        super().__init__(lab)
-        self.question = W.HTML(f"<b>{html.escape(question)}</b>")
-        self.choice = W.RadioButtons(options=list(choices), value=None)
-        self.lines, self.checker, self.explain = lines, checker, explain
-        self.button = W.Button(description="run the lab", button_style="success")
-        self.button.on_click(lambda _b: self.check())
-        self.verdict: Optional[bool] = None
-        self.children = [self.question, self.choice, W.HBox([self.button, self.status]), self.error, self.picture]
-
-    def check(self) -> Optional[bool]:
-        if self.choice.value is None:
-            self._fail("pick an answer first: predict, then observe")
-            return None
-        self._ok()
-        t = self.lab.script(self.lines)
-        actual = self.checker(t)
-        self.verdict = actual == self.choice.value
-        mark = "✔ right" if self.verdict else f"✘ the lab says: {actual}"
-        color = "#15803d" if self.verdict else "#b91c1c"
-        self.status.value = f'<b style="color:{color}">{html.escape(mark)}</b>'
-        self.picture.value = _pre(t.text()) + (f"<p>{html.escape(self.explain)}</p>" if self.explain else "")
-        return self.verdict
+SYN_TRICK = r"""sudo nft add table ip my_table
+sudo nft add chain ip my_table my_input { type filter hook input priority 2147483647 \; }
+sudo nft add rule ip my_table my_input tcp dport 2570 counter drop
+sudo modprobe nf_conntrack enable_hooks=1
+@host nc -w 1 -z 192.168.122.204 2570
+sudo conntrack -L
+"""
 
 
-def syn_in_table_exercise(lab=None) -> Predict:
-    """The article's question: a SYN dropped by an nft chain at INT_MAX — in the table or not?"""
+def syn_in_table_exercise(lab=None):
+    """The article's question as a prediction widget (``nfteach.course.predict``): an nft
+    chain at INT_MAX made *before* conntrack is enabled drops tcp/2570 — is the dropped SYN
+    in the table? The experiment sets everything up itself, so a fresh lab answers it."""
+    from ..course import predict
+
     yes, no = "yes: the entry is in conntrack -L (SYN_SENT)", "no: the entry went away with the dropped SYN"
-    return Predict(
-        "An nft chain at priority 2147483647 (created before conntrack) drops tcp/2570. After "
-        "`nc -z` from the host, does the vm's conntrack -L show an entry for port 2570?",
-        [yes, no],
-        "@host nc -w 1 -z 192.168.122.204 2570\nsudo conntrack -L",
-        lambda t: yes if "dport=2570" in t.results[-1].output else no,
-        lab,
-        explain="conntrack's confirm callback runs before the nft chain at the same priority "
-                "(registered later, it goes first), so the SYN is confirmed, then dropped.",
+    lab = current_lab(lab)
+
+    def experiment():
+        t = lab.script(SYN_TRICK)
+        return (yes if "dport=2570" in t.results[-1].output else no), t
+
+    return predict(
+        "An nft chain at priority 2147483647, created before conntrack was enabled, drops tcp/2570. "
+        "After `nc -z` from the host, does the vm's conntrack -L show an entry for port 2570?",
+        [yes, no], experiment,
+        explain="conntrack's confirm callback was registered after the chain, so among equals it runs "
+                "first: the SYN is confirmed, then the chain drops it.",
     )

@@ -127,8 +127,13 @@ def test_comparison_marks_renamed_functions():
     assert {"nf_confirm", "ipt_do_table"} <= set(c.only_right())
     dot = c.dot
     assert "cluster_a_side" in dot and "cluster_b_side" in dot
-    assert re.search(r"a_h_LOCAL_IN_\d+ \[.*≠ .*ipv4_confirm", dot)
-    assert re.search(r"b_h_LOCAL_IN_\d+ \[.*≠ .*nf_confirm", dot)
+    assert re.search(r"a_h_LOCAL_IN_\d+ \[.*≠&#160;.*ipv4_confirm", dot)
+    assert re.search(r"b_h_LOCAL_IN_\d+ \[.*≠&#160;.*nf_confirm", dot)
+    # a hook only one kernel registers is "only here" (+), not renamed (≠)
+    only = set(c.only_left()) - {"ipv4_confirm", "iptable_filter_hook"}
+    for fn in only:
+        assert re.search(rf"a_h_\w+ \[.*\+&#160;<b>{fn}</b>", dot), fn
+        assert not re.search(rf"≠&#160;<b>{fn}</b>", dot), fn
     pc = observe.compare(IPT_DROP, NC, kernels=("5.10", "6.18"))
     assert "a_p0_s0" in pc.dot and "b_p0_s0" in pc.dot and "ipt_do_table" in pc.dot
 

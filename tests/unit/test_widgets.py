@@ -179,13 +179,17 @@ def test_diff_view(trick):
 
 
 @pytest.mark.parametrize("pick,right", [(0, True), (1, False)])
-def test_predict_then_observe(trick, pick, right):
+def test_predict_then_observe_on_a_fresh_lab(lab, pick, right):
+    """The exercise sets up its own experiment: a fresh lab agrees with its explanation."""
     p = nw.syn_in_table_exercise()
-    assert p.check() is None and "pick an answer" in p.error_text
-    p.choice.value = p.choice.options[pick]
-    assert p.check() is right
-    assert ("✔" in p.status.value) is right
-    assert "dport=2570" in p.picture.value
+    w = p.widget()
+    w.button.click()                                   # nothing picked: nothing runs, nothing shown
+    assert "pick one" in w.verdict.value and len(lab.history) == 0
+    w.choice.value = w.choice.options[pick]
+    w.button.click()
+    assert p.verdict.correct is right and ("✔" in w.verdict.value) is right
+    assert "dport=2570" in w.verdict.value and "confirmed, then the chain drops it" in w.verdict.value
+    assert w.button.disabled and w.choice.disabled
 
 
 def test_validate_line_quotes_everything():
@@ -215,3 +219,14 @@ def test_load_ipython_extension(lab):
     out = ip.run_cell_magic("lab", "", "sudo modprobe nf_conntrack enable_hooks=1\n")
     assert out.hooks is not None and "ipv4_confirm" in out.hooks.dot
     assert ipy is not None
+
+
+def test_step_through_explains_a_backend_without_the_model(lab, monkeypatch):
+    from nfteach.model.errors import LabError
+
+    def refuse(*a, **k):
+        raise LabError("observing a packet path needs the sim backend")
+
+    monkeypatch.setattr(observe, "path", refuse)
+    w = nw.step_through(lab, "@host nc -w 1 -z 192.168.122.204 2570")
+    assert "needs the sim backend" in w.error_text and w.children == (w.error,)
