@@ -58,7 +58,7 @@ def _listed(t, pattern: str) -> Optional[List[str]]:
 
 
 def _hooks(t) -> List[Tuple[int, List[str]]]:
-    from .course import nf_hooks
+    from .course.parsers import nf_hooks
 
     last = [r for r in _results(t) if r.command.strip() == "sudo list-nf-hooks"]
     return nf_hooks(last[-1].output).get(("ipv4", "LOCAL_IN"), []) if last else []

@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import weakref
 from pathlib import Path
@@ -27,9 +26,9 @@ from typing import Dict, List, Optional, Sequence
 
 from ..model.backend import Backend, Job, Output
 from ..model.errors import BackendUnavailable, LabError
-from ..model.labpath import inside, lab_path
+from ..model.labpath import lab_path
 from ..model.profile import DEFAULT_KERNEL
-from . import fetch, saved
+from . import fetch, host_tools, saved
 from .accel import Accel
 from .accel import detect as detect_accel
 from .console import Console, ConsoleClosed
@@ -380,79 +379,10 @@ class VmBackend(Backend):
         return prog
 
     def _debug_files(self) -> List[Path]:
-        """vmlinux + the debug .ko of each loaded module we have one for."""
-        kdir = fetch.kernel_dir(self.kernel) / "debug"
-        mods = self.exec_raw(["cat", "/proc/modules"]).stdout.split("\n")
-        files = [kdir / "vmlinux"]
-        for line in mods:
-            if line:
-                ko = kdir / (line.split()[0] + ".ko")
-                if ko.exists():
-                    files.append(ko)
-        return files
+        return host_tools.debug_files(self)
 
     def _host_tool(self, argv: List[str]) -> Output:
-        try:
-            import drgn  # noqa: F401
-        except ImportError:
-            return Output.of(stderr=f"nfteach: {argv[0]} needs drgn on this machine: pip install drgn\n", status=2)
-        files = self._debug_files()
-        if argv[0] == "list-nf-hooks":
-            if len(argv) > 1:
-                return Output.of(stderr=f"nfteach: list-nf-hooks takes no arguments (got {argv[1]!r})\n", status=2)
-            from ..introspect.hooks import format_hooks, netns_nf_hooks
-            from .program import qemu_program
-
-            try:
-                prog = qemu_program(self.qemu.free_qmp(), files[0], files[1:])
-                text = format_hooks(netns_nf_hooks(prog))
-                del prog  # closes its QMP connection
-                return Output.of(stdout=text)
-            except Exception as e:  # noqa: BLE001 - one line, never a traceback
-                return Output.of(stderr=f"nfteach: list-nf-hooks: {type(e).__name__}: {e}\n", status=1)
-        # drgn [ARGS]: the drgn CLI on this machine, attached to the guest
-        args, refusal = self._drgn_args(argv)
-        if refusal:
-            return Output.of(stderr=f"nfteach: drgn: {refusal}\n", status=2)
-        cmd = [sys.executable, "-m", "drgn", "--qemu", str(self.qemu.free_qmp()), "--no-default-symbols"]
-        for f in files:
-            cmd += ["-s", str(f)]
-        if not args:
-            return Output.of(stderr="nfteach: drgn needs -e CODE or a script here (no interactive prompt)\n", status=2)
-        try:
-            p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=self.command_timeout,
-                               stdin=subprocess.DEVNULL, errors="replace")
-        except subprocess.TimeoutExpired:  # subprocess.run has killed it
-            return Output.of(stderr=f"nfteach: drgn did not finish within {self.command_timeout:g} s "
-                                    "and was stopped\n", status=124)
-        return Output.of(stdout=p.stdout, stderr=p.stderr, status=p.returncode)
-
-    def _drgn_args(self, argv: List[str]):
-        """(arguments for drgn on this machine, refusal): ``-q``, ``-e CODE [ARGS]`` or a
-        script the lab wrote (``Lab.write_file``) and its arguments; drgn reads no other
-        file of this machine, and attaches to nothing but the guest."""
-        args: List[str] = []
-        rest = list(argv[1:])
-        while rest:
-            a = rest.pop(0)
-            if a in ("-q", "--quiet"):
-                args.append(a)
-            elif a == "-e":
-                return args + [a, *rest], None
-            elif a.startswith("-"):
-                return [], (f"option {a!r} is not available in the lab "
-                            "(supported: -q, -e CODE, a script written with lab.write_file)")
-            elif a in self._files:
-                return args + [self._host_copy(a), *rest], None
-            else:
-                return [], f"{a!r} is not a file of the lab (write it with lab.write_file first)"
-        return args, None
-
-    def _host_copy(self, path: str) -> str:
-        dest = inside(self.qemu.run_dir / "files", path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(self._files[path])
-        return str(dest)
+        return host_tools.run(self, argv)
 
     # -- for tests -------------------------------------------------------------------------
     @property

@@ -82,7 +82,7 @@ def test_sim_modinfo_prints_the_guests_fields(kernel):
 def test_sim_knows_exactly_the_kernels_modules(kernel):
     """A modelled module the package does not ship (6.1: nft_counter is part of nf_tables.ko)
     is not a module on the simulator either."""
-    from nfteach.sim.kernel import Kernel
+    from nfteach.sim.kernel.kernel import Kernel
 
     k = Kernel(kernel)
     assert set(k.modules.table) == set(load_profile(kernel).extra["kmod"])
