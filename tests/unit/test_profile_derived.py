@@ -69,11 +69,14 @@ def test_parse_modinfo_keeps_order_and_continuations():
 def test_sim_modinfo_prints_the_guests_fields(kernel):
     from nfteach.lab import Lab
 
-    rows = load_profile(kernel).extra["kmod"]["nf_conntrack"]["modinfo"]
+    mod = load_profile(kernel).extra["kmod"]["nf_conntrack"]
+    rows = mod["modinfo"]
     with Lab("sim", kernel=kernel) as lab:
         out = lab.run("modinfo nf_conntrack").output
     release = load_profile(kernel).uname_r
-    assert out.startswith(f"filename:       /lib/modules/{release}/kernel/net/netfilter/nf_conntrack.ko\n")
+    # the path modules.dep gives (6.12 ships .ko.xz)
+    assert mod["path"].startswith("kernel/net/netfilter/nf_conntrack.ko")
+    assert out.startswith(f"filename:       /lib/modules/{release}/{mod['path']}\n")
     for field, value in rows:
         assert f"{field + ':':<16}{value}\n" in out
 
