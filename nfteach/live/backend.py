@@ -145,12 +145,8 @@ class LiveBackend(Backend):
             except Exception:  # noqa: BLE001 - closing must not stop half-way
                 log.exception("stopping job %s", job.argv)
         self.jobs = []
-        if self.session is not None:
-            self.session.stop()
-            self.session = None
-        if self.ns is not None:
-            self.ns.destroy()
-            self.ns = None
+        self._release("session", "stop")
+        self._release("ns", "destroy")
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None

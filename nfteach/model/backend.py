@@ -66,6 +66,13 @@ class Backend(abc.ABC):
     #: seconds ``kill -INT %N`` waits for the job to print and end before it is killed
     stop_timeout: float = 30.0
 
+    def _release(self, attr: str, how: str) -> None:
+        """Call ``self.<attr>.<how>()`` if the part is there, then forget it (for ``close``)."""
+        part = getattr(self, attr, None)
+        if part is not None:
+            getattr(part, how)()
+            setattr(self, attr, None)
+
     @abc.abstractmethod
     def start(self) -> None:
         """Build the lab to the article's starting point. Idempotent."""

@@ -289,12 +289,8 @@ class VmBackend(Backend):
 
     def close(self) -> None:
         self._preloaded = {}
-        if self.console is not None:
-            self.console.close()
-            self.console = None
-        if self.qemu is not None:
-            self.qemu.stop()
-            self.qemu = None
+        self._release("console", "close")
+        self._release("qemu", "stop")
 
     # -- talking to the guest ----------------------------------------------------------
     def _call(self, fn, console: Optional[Console] = None):
