@@ -32,7 +32,7 @@ between two correct runs; everything else is kept byte for byte:
 Only in the differential tier (``nfteach fidelity``, :func:`release`), for ``sim 6.18`` vs
 ``live``:
 
-8. **This machine's kernel build name.** ``uname -r`` of the live machine (in
+9. **This machine's kernel build name.** ``uname -r`` of the live machine (in
    ``/lib/modules/6.18.44-...`` of a modprobe error, in ``uname -r``) and the 6.18 profile's
    release both become ``RELEASE``: the profile models the 6.18 kernel, not the build of
    whichever machine runs the comparison (a vm kernel's release is compared as is).
@@ -134,7 +134,7 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
 
 
 def release(text: str, *names: str) -> str:
-    """``text`` with each kernel release in ``names`` replaced by ``RELEASE`` (rule 8)."""
+    """``text`` with each kernel release in ``names`` replaced by ``RELEASE`` (rule 9)."""
     for name in sorted(filter(None, names), key=len, reverse=True):
         text = text.replace(name, "RELEASE")
     return text

@@ -92,7 +92,7 @@ def _shown(r, releases: Sequence[str] = ()) -> str:
 
 def compare(model: Sequence, real: Sequence, releases: Sequence[str] = ()) -> List[Verdict]:
     """Verdicts for two lists of ``CommandResult`` of the same script (model = sim);
-    ``releases``: kernel build names to hide (normalize rule 8, sim 6.18 vs live only)."""
+    ``releases``: kernel build names to hide (normalize rule 9, sim 6.18 vs live only)."""
     out: List[Verdict] = []
     pending_job = False
     after_non_goal = False  # the kernel ran a line the model refuses: their states part

@@ -87,7 +87,7 @@ def pair_runner(kernel: str, backend: str) -> Callable:
         return _run("sim", kernel, lines), _run(backend, real_kernel, lines)
 
     run_pair.releases = ()
-    if backend == "live":  # normalize rule 8: this machine's build name vs the profile's
+    if backend == "live":  # normalize rule 9: this machine's build name vs the profile's
         import platform
 
         from ..model.profile import load_profile

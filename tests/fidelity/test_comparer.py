@@ -18,7 +18,7 @@ def _sim(lines, kernel="6.1"):
 def _break(monkeypatch):
     """The model with one function broken while ``on["broken"]``: the first entry `conntrack -L`
     lists shows the wrong state. Returns the switch."""
-    from nfteach.sim import cmd_conntrack
+    from nfteach.sim.tools import conntrack as cmd_conntrack
 
     real, on = cmd_conntrack.format_entry, {"broken": False}
 
@@ -94,8 +94,12 @@ def test_generator_is_deterministic_and_covers_the_surface():
 def test_normalize_rules_of_the_tier():
     from nfteach.normalize import normalize, release
 
-    # rule 4: kernel log stamps; rule 8: a kernel build name, only where the comparer asks
+    # rule 4: kernel log stamps; rule 9: a kernel build name, only where the comparer asks
     assert normalize("[   21.791670] nf_tables: (c) 2007-2009\n") == "[TIMESTAMP] nf_tables: (c) 2007-2009\n"
+    # rule 8: a release after /lib/modules/ keeps only major.minor, everywhere
     line = "modprobe: FATAL: Module x not found in directory /lib/modules/6.18.1-a\n"
+    assert normalize(line) == line.replace("6.18.1-a", "6.18.RELEASE")
+    # rule 9: other mentions of the two builds, only where the comparer names them
+    line = "Linux vm 6.18.1-a #1 SMP PREEMPT_DYNAMIC\n"
     assert release(line, "6.18.1-a", "6.18.2-b") == line.replace("6.18.1-a", "RELEASE")
     assert normalize(line) == line
