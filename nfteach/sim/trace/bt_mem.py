@@ -1,7 +1,7 @@
 """Kernel types and memory as bpftrace sees them on the simulator.
 
 Packet headers are real bytes at real offsets: ``$skb->head + $skb->network_header`` points
-into the skb's linear buffer (:meth:`nfteach.sim.skb.Skb.linear`), and ``struct iphdr`` /
+into the skb's linear buffer (:meth:`nfteach.sim.kernel.skb.Skb.linear`), and ``struct iphdr`` /
 ``struct tcphdr`` fields (bitfields included) are read from those bytes in little-endian
 order, as on x86_64. ``struct sk_buff``, ``struct nf_conn`` and a few others are *virtual*:
 only the fields listed in :data:`VIRTUAL` are modelled, read from the model's objects.
