@@ -1,7 +1,7 @@
 """A private nfteach cache for vm fault tests: never the real one.
 
 ``private_cache(tmp, kernel)`` makes ``tmp/cache`` with ``kernels/<K>`` holding *symlinks*
-to the real cache's read-only files (vmlinuz, initrd, disk image, debug files), except the
+to the real cache's read-only files, the rootfs trees as hard links (vmlinuz, initrd, disk image, debug files), except the
 files a test is going to damage, which are *copied*. Point ``NFTEACH_CACHE`` at it.
 """
 from __future__ import annotations
@@ -29,6 +29,13 @@ def why_no_vm(kernel: str) -> Optional[str]:
     return None
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system
+        shutil.copy2(src, dst)
+
+
 def private_cache(tmp: Path, kernel: str, copy: Iterable[str] = ()) -> Path:
     """``copy``: paths relative to the cache root that are copied instead of linked."""
     src, dst = real_cache(), tmp / "cache"
@@ -44,8 +51,10 @@ def private_cache(tmp: Path, kernel: str, copy: Iterable[str] = ()) -> Path:
                 continue  # the rootfs tree: link its top-level entries only
             if path.is_dir() and not path.is_symlink():
                 if top == "rootfs" and len(rel.parts) == 2:
+                    # a tree of hard links, not a link to the tree: an image rebuilt here
+                    # (re)moves files of its own rootfs, never the real cache's
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    out.symlink_to(path)
+                    shutil.copytree(path, out, symlinks=True, copy_function=_link_or_copy)
                 else:
                     out.mkdir(parents=True, exist_ok=True)
                 continue
