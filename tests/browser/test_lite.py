@@ -20,12 +20,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from test_jupyterlab import CHROMIUM, FLAGS, REPO, _need  # rootdir-relative (no __init__.py)
+from labdriver import CHROMIUM, FLAGS, REPO  # rootdir-relative (no __init__.py)
+from labdriver import need as _need
 
 pytestmark = pytest.mark.browser
 
 SITE = Path(os.environ.get("NFTEACH_LITE_SITE", REPO / "build" / "lite"))
-ARTIFACTS = Path(os.environ.get("NFTEACH_ARTIFACTS", REPO / "artifacts" / "browser"))
+ARTIFACTS = Path(os.environ.get("NFTEACH_ARTIFACTS", REPO / "build" / "screenshots"))
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
