@@ -18,8 +18,10 @@ REAL_LONG = (
 )
 
 #: a first line that names the problem: "tool: what went wrong", nft's "Error: ...",
-#: bpftrace's "stdin:1:21-22: ERROR: ...", Python's "[Errno 2] ..." (drgn)
-FIRST = re.compile(r"^(Error: |[\w./-]+:\d+(:\d+)?(-\d+)?: ERROR: |nfteach: |[\w./-]+( v[\d.]+ \([^)]*\))?: |usage: |sysctl: |cat: |"
+#: bpftrace's "stdin:1:21-22: ERROR: ...", Python's "[Errno 2] ..." (drgn), iptables 1.8.9's
+#: "Bad argument `X'" for words left after its options (no "iptables vX: " prefix, measured on
+#: both variants: tests/golden/*/fidelity-edges.txt)
+FIRST = re.compile(r"^(Error: |Bad argument `|[\w./-]+:\d+(:\d+)?(-\d+)?: ERROR: |nfteach: |[\w./-]+( v[\d.]+ \([^)]*\))?: |usage: |sysctl: |cat: |"
                    r"conntrack v[\d.]+ \(conntrack-tools\): |iptables: |modprobe: |rmmod: |modinfo: |"
                    r"grep: |head: |tail: |wc: |nc: |# Warning: |Warning: |\[Errno \d+\] ).*\S")
 
