@@ -191,8 +191,10 @@ class VmBackend(Backend):
                     f"run `nfteach vm build --kernel {self.kernel} --force`")
             return img
         damage = check_image(img) if (img / "version").exists() else None
+        if damage:
+            log.warning("kernel %s's image is not whole (%s): building it again", self.kernel, damage)
         try:
-            return build_image(self.kernel)
+            return build_image(self.kernel, force=bool(damage))
         except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
             if damage:
                 raise BackendUnavailable(

@@ -246,10 +246,13 @@ def _build_image(kernel: str, kdir: Path, out: Path, progress: Optional[Progress
     init.chmod(0o755)
     subprocess.run(["depmod", "-b", str(staging), release], check=True)
     _say(progress, f"image {kernel}: mke2fs -t ext4 -d (no mount)")
-    subprocess.run(
+    # its notes ("Creating regular file ...") are kept off stdout: that is the lab's output
+    mk = subprocess.run(
         ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "nfteach", "-d", str(staging), str(tmp / "disk.img"), DISK_SIZE],
-        check=True,
+        capture_output=True, text=True, errors="replace",
     )
+    if mk.returncode:
+        raise RuntimeError(f"mke2fs failed: {(mk.stderr or mk.stdout).strip().splitlines()[-1:]}")
     shutil.rmtree(staging)
     shutil.copy2(kdir / "vmlinuz", tmp / "vmlinuz")
     _write_integrity(tmp)
