@@ -28,7 +28,7 @@ from ..model.backend import Backend, Job, Output
 from ..model.errors import BackendUnavailable, LabError
 from ..model.labpath import lab_path
 from ..model.profile import DEFAULT_KERNEL
-from . import fetch, host_tools, saved
+from . import fetch, host_tools, saved, settle
 from .accel import Accel
 from .accel import detect as detect_accel
 from .console import Console, ConsoleClosed
@@ -111,8 +111,17 @@ class VmJob(Job):
 
     def signal(self, signum: int) -> None:
         if self._result is None:
+            if settle.waits_for(self.argv, signum):  # Ctrl-C as a person presses it: not mid-output
+                settle.until_idle(self._syscall)
             self.backend._call(lambda c: c.request("signal", timeout=30, job=self.job, sig=int(signum)),
                                console=self._console())
+
+    def _syscall(self) -> Optional[str]:
+        """The job's /proc/PID/syscall in the guest, None once it is gone (no session
+        keystroke: the learner typed nothing)."""
+        ans = self.backend._call(lambda c: c.request("run", timeout=40, argv=["cat", f"/proc/{self.pid}/syscall"],
+                                                     ns="vm", tick=False, timeout_s=10), console=self._console())
+        return "".join(t for s, t in ans.get("chunks", ()) if s == "out") if ans.get("status") == 0 else None
 
     def wait(self, timeout: Optional[float] = None) -> Output:
         """The job's output once it ended; a job still running after ``timeout`` (default: the

@@ -53,10 +53,7 @@ def output_of(transcript, prefix, nth=0):
     return hits[nth]
 
 
-@pytest.mark.parametrize("kernel", [k if k != "6.12" else pytest.param(k, marks=pytest.mark.xfail(
-    strict=True, reason="not modelled: in the trixie guest bpftrace 0.23 prints only the first printf() of a "
-                        "run (two captures; a probe that also counted into a map: 5 events, 1 line), so the "
-                        "golden has one SYN line where the model prints six")) for k in KERNELS])
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_bpftrace_syn_lines(kernel):
     real = golden(kernel, "trace-bpftrace")
     mine = sim(kernel, "trace-bpftrace")
