@@ -107,6 +107,9 @@ class NftState:
     def add_table(self, family: str, name: str, managed_by: str = "") -> NftTable:
         t = self.tables.get((family, name))
         if t is None:
+            # the tool's NETLINK_NETFILTER socket autoloads nfnetlink first, the batch then
+            # nf_tables ("nfnetlink-subsys-10"): lsmod lists libcrc32c above nfnetlink (vm 5.10)
+            kcall(self.ns, "request_module", "nfnetlink")
             kcall(self.ns, "request_module", "nf_tables")
             self.table_handle += 1
             t = NftTable(family, name, self.table_handle, managed_by=managed_by, state_warn=self.warnings)

@@ -59,7 +59,10 @@ def main(kernel, ns, argv) -> Output:
         i += 1
     if cmd is None:
         return _err(ver, "no command specified")
-    # the first ctnetlink request autoloads nf_conntrack_netlink (and with it nf_conntrack)
+    # opening the NETLINK_NETFILTER socket autoloads nfnetlink (netlink_create():
+    # "net-pf-16-proto-12"); the first ctnetlink request then nf_conntrack_netlink and its
+    # dependencies ("nfnetlink-subsys-1"): lsmod lists nfnetlink below them (vm 5.10)
+    kernel.request_module("nfnetlink")
     kernel.request_module("nf_conntrack_netlink")
     ct_state = ns.ct
     if cmd == "-F":
