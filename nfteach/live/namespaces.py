@@ -68,6 +68,16 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return p
 
 
+def kill_netns_pids(ns: str) -> None:
+    """SIGKILL every process still in the lab's namespace ``ns`` (a sandbox whose job outlived
+    its lab, a background tool): only the lab creates these namespaces, so all of it is the lab's."""
+    for word in _ip("netns", "pids", ns, check=False).stdout.split():
+        try:
+            os.kill(int(word), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+
+
 def list_netns() -> List[str]:
     p = _ip("netns", "list", check=False)
     return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
@@ -149,6 +159,7 @@ def reap_lab(stamp: LabStamp, path: Optional[Path] = None, existing: Optional[se
         existing = set(list_netns())
     for ns in stamp.namespaces:
         if ns.startswith(stamp.lab_id) and ns in existing:
+            kill_netns_pids(ns)
             _ip("netns", "del", ns, check=False)
     if stamp.tmpdir and Path(stamp.tmpdir).name.startswith(PREFIX):
         shutil.rmtree(stamp.tmpdir, ignore_errors=True)
@@ -240,6 +251,7 @@ class LabNamespaces:
         existing = set(list_netns())
         for ns in self.names.values():
             if ns in existing:
+                kill_netns_pids(ns)
                 _ip("netns", "del", ns, check=False)
         try:
             self.stamp.path.unlink()

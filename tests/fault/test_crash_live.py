@@ -82,6 +82,18 @@ def test_sigkill_mid_scenario_then_start_reaps_only_its_own():
     assert decoy not in list_netns()
 
 
+def _inside(namespaces) -> dict:
+    """pid -> start time of every process in these network namespaces (``ip netns pids``)."""
+    from nfteach.procs import proc_starttime
+
+    out = {}
+    for ns in namespaces:
+        p = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        for word in p.stdout.split():
+            out[int(word)] = proc_starttime(int(word))
+    return out
+
+
 # A lab that ends without close(): SIGTERM, os._exit (no atexit), or plain exit (atexit).
 ENDS = {
     "sigterm": "import time; time.sleep(600)",
@@ -115,6 +127,8 @@ def test_lab_removes_itself_when_its_process_ends(end):
         lab_id, tmpdir = child.stdout.readline().split()
         stamp = LabStamp.load(STATE_DIR / f"{lab_id}.json")
         assert stamp is not None and len(stamp.procs) >= 4, stamp  # server, client, two jobs
+        inside = _inside(stamp.namespaces)  # every process in the lab's namespaces (sandboxes too)
+        assert len(inside) >= 4, inside
         if end == "sigterm":
             child.stdin.write("\n")
             child.stdin.flush()
@@ -134,6 +148,8 @@ def test_lab_removes_itself_when_its_process_ends(end):
         assert not Path(tmpdir).exists(), f"{end}: temp dir left"
         for spid, st in stamp.procs.items():
             assert not alive(int(spid), st), f"{end}: process {spid} survived"
+        for pid, st in inside.items():
+            assert not alive(pid, st), f"{end}: process {pid} of the lab's namespaces survived"
     finally:
         if child.poll() is None:
             child.kill()
