@@ -159,24 +159,30 @@ def test_qemu_killed_mid_scenario(kernel):
     assert b.qemu is None
 
 
+def _start_all(things) -> list:
+    """``start()`` each of ``things`` in a thread of its own, at once; the errors raised."""
+    errors = []
+
+    def start(x):
+        try:
+            x.start()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(x,)) for x in things]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_two_vms_at_once(need_kernel):
     need_kernel("5.10")
     need_kernel("6.1")
     backends = [VmBackend(kernel="5.10"), VmBackend(kernel="6.1")]
-    errors = []
-
-    def boot(b):
-        try:
-            b.start()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=boot, args=(b,)) for b in backends]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = _start_all(backends)
         assert not errors, errors
         a, c = backends
         assert a.qemu.run_dir != c.qemu.run_dir
@@ -258,20 +264,8 @@ def test_two_labs_restored_from_one_saved_guest_are_independent(kernel):
     if saved.cold_only():
         pytest.skip(f"{saved.ENV_COLD} is set: every lab boots cold")
     labs = [Lab(backend=VmBackend(kernel=kernel)) for _ in range(2)]
-    errors = []
-
-    def start(lab):
-        try:
-            lab.start()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=start, args=(lab,)) for lab in labs]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = _start_all(labs)
         assert not errors, errors
         a, c = (lab.backend for lab in labs)
         assert a.start_mode.startswith("restored") and c.start_mode.startswith("restored")
