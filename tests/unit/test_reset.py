@@ -130,7 +130,12 @@ def test_live_stamps(tmp_path, monkeypatch, dead_pid, live_owner):
     monkeypatch.setattr(ns, "STATE_DIR", tmp_path / "labs")
     monkeypatch.setattr(ns, "list_netns", lambda: [])
     calls = []
-    monkeypatch.setattr(ns, "_ip", lambda *a, **k: calls.append(a))
+
+    def fake_ip(*a, **k):
+        calls.append(a)
+        return subprocess.CompletedProcess(["ip", *a], 0, "", "")
+
+    monkeypatch.setattr(ns, "_ip", fake_ip)
     tmpdir = tmp_path / "nfteach-tmp-1"
     tmpdir.mkdir()
     stale = ns.LabStamp("nfteach-1-aa", dead_pid, None, ns.boot_id(), ["nfteach-1-aa-vm"], str(tmpdir))
@@ -146,7 +151,8 @@ def test_live_stamps(tmp_path, monkeypatch, dead_pid, live_owner):
     monkeypatch.setattr(ns, "list_netns", lambda: ["nfteach-2-bb-vm", "nfteach-2-bb-host", "nfteach-9-zz-vm"])
     rep = R.reset(runs=tmp_path / "run", live=True, all_mine=True)
     assert [a.what for a in rep.actions] == ["nfteach-2-bb"] and not running.path.exists()
-    assert sorted(c[-1] for c in calls) == ["nfteach-2-bb-host", "nfteach-2-bb-vm"]  # never nfteach-9-zz
+    assert sorted(c[-1] for c in calls if c[1] == "del") == ["nfteach-2-bb-host", "nfteach-2-bb-vm"]  # never nfteach-9-zz
+    assert sorted(c[-1] for c in calls if c[1] == "pids") == ["nfteach-2-bb-host", "nfteach-2-bb-vm"]
 
 
 def test_cli_has_reset():
