@@ -28,8 +28,13 @@ What is derived, and from where (all from the cached Debian packages of
   (*guest*; the guest's Debian userland).
 * ``[trace.inlined]``: modelled function -> the modelled functions DWARF shows it inlined
   into (``readelf --debug-dump=info`` of the modules holding modelled functions; vmlinux's
-  DWARF is not read). ``[trace.hidden]`` stays hand-written (it also names static inlines and
-  calls the model makes that the kernel does not show); the test checks it against this.
+  DWARF is not read).
+* ``[trace.hidden]``: the model functions no trace shows where the model calls them, each
+  with why (``why``): no out-of-line copy (``nm``), inlined into the caller the model calls it
+  from and not called from there (DWARF, ``addr2line -i`` for vmlinux callers, ``objdump``),
+  or not in ``available_filter_functions`` (*guest*: notrace). Which function calls which
+  in the model: the simulator's own stacks on ``MODEL_PATHS``. ``"caller>callee"``: hidden
+  at that call only.
 * ``[klog]``: printk formats of the kernel log lines the simulator prints (``KLOG``), from
   the module's ``.rodata`` (``nf_conntrack: table full, dropping packet``).
 * ``[layout]``: struct layouts, enums, typedefs, types of globals and symbols for drgn,
@@ -58,6 +63,10 @@ TOOL_VERSIONS = (
     ("sudo iptables --version", re.compile(r"iptables v(?P<iptables>[\d.]+) \((?P<iptables_default>[\w_]+)\)")),
     ("sudo nft --version", re.compile(r"nftables v(?P<nft>[\d.]+) \((?P<nft_codename>[^)]*)\)")),
 )
+
+
+#: where the guest mounts tracefs
+TRACEFS = "/sys/kernel/tracing"
 
 
 def derived_path(kernel: str) -> Path:
@@ -148,14 +157,17 @@ def function_facts(debug: Path, functions: List[str]) -> Tuple[Dict[str, str], D
 
 
 _CALL = re.compile(r"^\s*(?P<addr>[0-9a-f]+):\s.*\bcall\w*\s+[0-9a-f]+\s+<(?P<target>[^>+]+)(?:\+0x0)?>")
+_JMP = re.compile(r"^\s*(?P<addr>[0-9a-f]+):\s.*\b(?:call|jmp)\w*\s+[0-9a-f]+\s+<(?P<target>[^>+]+)(?:\+0x0)?>")
 _RELOC = re.compile(r"^\s*(?P<addr>[0-9a-f]+):\s+R_X86_64_(?:PLT32|PC32)\s+(?P<target>[^\s+-]+)")
 _INSN = re.compile(r"^\s*(?P<addr>[0-9a-f]+):\t")
 
 
-def call_sites(file: Path, addr: int, size: int) -> Dict[str, List[int]]:
-    """callee -> return-address offsets of the direct calls in the function at ``addr``."""
+def direct_calls(file: Path, addr: int, size: int, jumps: bool = False) -> List[Tuple[int, int, str]]:
+    """(instruction address, address after it, callee) of each direct call in the function at
+    ``addr``; ``jumps``: tail calls (``jmp`` to another function) too."""
     out = subprocess.run(["objdump", "-dr", "--no-show-raw-insn", f"--start-address={addr:#x}",
                           f"--stop-address={addr + size:#x}", str(file)], capture_output=True, text=True).stdout
+    kinds = ("\tcall", "\tjmp") if jumps else ("\tcall",)
     insns: List[int] = []
     calls: List[Tuple[int, str]] = []  # (index into insns of a call, callee)
     last_call = -1
@@ -169,13 +181,17 @@ def call_sites(file: Path, addr: int, size: int) -> Dict[str, List[int]]:
         if not m:
             continue
         insns.append(int(m["addr"], 16))
-        last_call = len(insns) - 1 if "\tcall" in line else -1
-        c = _CALL.match(line)
+        last_call = len(insns) - 1 if any(k in line for k in kinds) else -1
+        c = (_JMP if jumps else _CALL).match(line)
         if c:
             calls.append((len(insns) - 1, c["target"]))
+    return [(insns[i], insns[i + 1] if i + 1 < len(insns) else addr + size, callee) for i, callee in calls]
+
+
+def call_sites(file: Path, addr: int, size: int) -> Dict[str, List[int]]:
+    """callee -> return-address offsets of the direct calls in the function at ``addr``."""
     sites: Dict[str, List[int]] = {}
-    for i, callee in calls:
-        nxt = insns[i + 1] if i + 1 < len(insns) else addr + size
+    for _at, nxt, callee in direct_calls(file, addr, size):
         sites.setdefault(callee, []).append(nxt - addr)
     return sites
 
@@ -245,6 +261,115 @@ def _die_name(dies: Dict[int, list], off: Optional[int], hops: int = 0) -> Optio
     return d[1] or _die_name(dies, d[2], hops + 1)
 
 
+def inlined_at_calls(file: Path, addr: int, size: int) -> set:
+    """Functions inlined at the direct calls of the function at ``addr`` (``addr2line -i``
+    over the call instructions: the DWARF inline chain there), for vmlinux, whose DWARF
+    ``inlined_in`` does not read whole."""
+    at = [a for a, _n, _c in direct_calls(file, addr, size, jumps=True)]
+    if not at:
+        return set()
+    out = subprocess.run(["addr2line", "-i", "-f", "-e", str(file)] + [f"{a:#x}" for a in at],
+                         capture_output=True, text=True).stdout.splitlines()
+    return {name for name in out[0::2] if name and name != "??"}
+
+
+#: lab lines that run the model's paths through conntrack, for the calls the model makes
+#: (which function calls which): connections to the listener, to a closed port (the RST
+#: kills the entry) and to a dropped port, then a flush
+MODEL_PATHS = """sudo modprobe nf_conntrack enable_hooks=1
+sudo iptables-legacy -A INPUT -p tcp --dport 2571 -j DROP
+@host nc -w 1 -z 192.168.122.204 22
+@host nc -w 1 -z 192.168.122.204 2570
+@host nc -w 1 -z 192.168.122.204 2571
+sudo conntrack -F
+"""
+
+
+def model_stacks(kernel: str) -> set:
+    """Every stack of model functions the simulator runs on MODEL_PATHS (innermost last)."""
+    from ..lab import Lab
+
+    stacks = set()
+    with Lab("sim", kernel=kernel) as lab:
+        tr = lab.backend.modelled_kernel().tracer
+        tr.listeners.append(lambda ev: stacks.add(tuple(tr.stack)) if ev.kind == "entry" else None)
+        lab.script(MODEL_PATHS)
+    return stacks
+
+
+def hidden_facts(kernel: str, prof, clones: Dict[str, str], where: Dict[str, tuple],
+                 inlined: Dict[str, List[str]], traceable: Optional[set] = None) -> Dict[str, str]:
+    """``[trace.hidden]``: model function (or ``"caller>callee"``: at that call only) -> why no
+    trace shows it where the model calls it: no out-of-line copy (nm), inlined into the caller
+    the model calls it from, which does not call it either (DWARF of the modules;
+    ``addr2line -i`` for vmlinux callers; ``objdump`` for the calls), or not in ``traceable``
+    (the guest's available_filter_functions: notrace)."""
+    from ..sim.kernel.kernel import Kernel
+    from ..sim.trace.kdata import KData
+    from ..sim.trace.state import trace_state
+
+    kd = KData(prof)
+    names = {**prof.extra.get("trace", {}).get("symbols", {}), **clones}
+
+    def copies(f):  # the out-of-line copies of model function f: its symbol and its clones
+        s = names.get(f, f)
+        return {w for w in where if w == s or (CLONE.match(w) and CLONE.match(w)["base"] == s)}
+
+    k = Kernel(kernel)
+    stacks = sorted(model_stacks(kernel), key=len)
+    # what the model runs on this kernel; not what it reaches only under an absent or
+    # uncalled function (the reopen path, nf_ct_kill, is not on MODEL_PATHS: all it knows)
+    under_cut = {s[-1] for s in stacks} - {s[-1] for s in stacks if kd.runs(s)}
+    runs = {f for f in trace_state(k).known_functions(k) if f not in kd.cut and f not in under_cut}
+    why: Dict[str, List[str]] = {}
+    for f in sorted(runs):
+        s = names.get(f, f)
+        if not copies(f):
+            why.setdefault(f, []).append(f"no out-of-line {s} in vmlinux or the modules (nm)")
+        elif traceable is not None and not copies(f) & traceable:
+            why.setdefault(f, []).append(f"{s} not in available_filter_functions (notrace)")
+    at_calls: Dict[str, set] = {}
+    memo: Dict[tuple, bool] = {}
+
+    def inlined_here(stack: tuple) -> bool:
+        """Is the innermost call of ``stack`` inlined into the caller a trace shows there?"""
+        if stack not in memo:
+            f = stack[-1]
+            # the caller a trace shows: the nearest model frame that leaves a trace itself
+            i = next((i for i in range(len(stack) - 2, -1, -1)
+                      if stack[i] not in why and copies(stack[i]) and not inlined_here(stack[:i + 1])), None)
+            into = False
+            if i is not None and f not in why:
+                caller = stack[i]
+                cs = names.get(caller, caller)
+                cfile, caddr, csize = where[cs if cs in where else sorted(copies(caller))[0]]
+                if cfile.name == "vmlinux":
+                    if cs not in at_calls:
+                        at_calls[cs] = inlined_at_calls(cfile, caddr, csize)
+                    into = f in at_calls[cs]
+                else:
+                    into = caller in inlined.get(f, [])
+                into = into and not {c for _a, _n, c in direct_calls(cfile, caddr, csize, jumps=True)} & copies(f)
+            memo[stack] = into
+        return memo[stack]
+
+    seen: Dict[str, Dict[str, bool]] = {}  # callee -> {model caller: inlined there (on every path)}
+    for stack in stacks:
+        f = stack[-1]
+        if len(stack) < 2 or f not in runs or f in why or not kd.runs(stack):
+            continue
+        seen.setdefault(f, {})[stack[-2]] = seen.get(f, {}).get(stack[-2], True) and inlined_here(stack)
+    for f, callers in sorted(seen.items()):
+        there = sorted(c for c, h in callers.items() if h)
+        text = "inlined into {} (DWARF), which does not call " + names.get(f, f)
+        if there and len(there) == len(callers):
+            why.setdefault(f, []).insert(0, text.format(", ".join(there)))
+        else:
+            for c in there:
+                why.setdefault(f"{c}>{f}", []).append(text.format(c))
+    return {f: "; ".join(r) for f, r in sorted(why.items())}
+
+
 #: kernel log messages the simulator prints: name -> (module, start of the printk format)
 KLOG = {"table_full": ("nf_conntrack", b"nf_conntrack: table full")}
 
@@ -261,8 +386,9 @@ def klog_facts(debug: Path) -> Dict[str, List[str]]:
 
 
 # -- the guest ------------------------------------------------------------------------
-def guest_facts(kernel: str, modules: List[str]) -> dict:
-    """lsmod sizes of ``modules`` and tool versions, from a booted guest."""
+def guest_facts(kernel: str, modules: List[str], symbols: Optional[List[str]] = None) -> dict:
+    """lsmod sizes of ``modules``, tool versions, and which of ``symbols`` function_graph can
+    trace (in available_filter_functions once the modules are loaded), from a booted guest."""
     from ..lab import Lab
     from ..vm.backend import VmBackend
 
@@ -281,7 +407,12 @@ def guest_facts(kernel: str, modules: List[str]) -> dict:
             if len(p) >= 2 and p[0] in modules and p[1].isdigit():
                 sizes[p[0]] = int(p[1])
         info = {name: parse_modinfo(lab.run(f"modinfo {name}").output) for name in modules}
-    return {"sizes": sizes, "tools": tools, "modinfo": info}
+        traceable = set()
+        if symbols:  # the file has ~30000 lines: grep it in the guest
+            argv = ["grep", "-w"] + [a for s in symbols for a in ("-e", s)] + [f"{TRACEFS}/available_filter_functions"]
+            found = lab.backend.exec_raw(argv).stdout.splitlines()
+            traceable = {line.split()[0] for line in found if line.strip()} & set(symbols)
+    return {"sizes": sizes, "tools": tools, "modinfo": info, "traceable": traceable}
 
 
 def parse_modinfo(text: str) -> List[List[str]]:
@@ -326,11 +457,13 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
     lay["symbols"] = layouts.symbols_from_debug(str(debug), layouts.hook_function_names(prof))
     progress(f"derive {kernel}: DWARF layouts ({time.monotonic() - t0:.1f} s)")
     tools: Dict[str, str] = {}
+    traceable: Optional[set] = None
     fields = ["uname_r", "kmod.*.path", "kmod.*.deps", "trace.modules", "trace.symbols (clones)",
               "trace.kstack.offsets (unique call sites)",
               "trace.inlined", "klog", "layout"]
     if guest:
-        g = guest_facts(kernel, list(kmod))
+        g = guest_facts(kernel, list(kmod), sorted(where))
+        traceable = g["traceable"]
         for name, size in g["sizes"].items():
             kmod[name]["size"] = size
         for name, rows in g["modinfo"].items():
@@ -340,6 +473,9 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
         fields[1:1] = ["kmod.*.size (guest lsmod)", "kmod.*.modinfo (guest modinfo)"]
         fields.append("tools (guest --version)")
         progress(f"derive {kernel}: guest ({time.monotonic() - t0:.1f} s)")
+    hidden = hidden_facts(kernel, prof, clones, where, inlined, traceable)
+    fields.append("trace.hidden" + (" (guest available_filter_functions)" if guest else ""))
+    progress(f"derive {kernel}: hidden functions ({time.monotonic() - t0:.1f} s)")
     pkgs = sorted(man.get("packages", {}))
     out = ["# Generated by `nfteach vm derive --kernel " + kernel + "`: do not edit by hand.",
            "# Facts read from the kernel build (see nfteach/fidelity/derive.py); laid over " + kernel + ".toml.",
@@ -357,6 +493,9 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
     out += [f"{k} = {json.dumps(v)}" for k, v in klog.items()] + [""]
     out += ["[trace.inlined]  # function = [modelled functions it is inlined into (DWARF of the modules)]"]
     out += [f"{layout_files._q(k)} = {layout_files._val(v)}" for k, v in inlined.items()] + [""]
+    out += ["[trace.hidden]  # model functions no trace shows where the model calls them (\"caller>callee\": at that call)",
+            "functions = " + layout_files._val(sorted(hidden)), "",
+            "[trace.hidden.why]"] + [f"{layout_files._q(k)} = {layout_files._q(v)}" for k, v in hidden.items()] + [""]
     out += ["[trace.kstack.offsets]"] + [f"{layout_files._q(k)} = {v}" for k, v in sorted(offsets.items())]
     debs = " ".join(p for p in pkgs if "-dbg_" in p)
     text = "\n".join(out) + "\n" + layouts.to_toml(lay, f"DWARF of vmlinux and nf_conntrack.ko of {debs}, read with drgn; "

@@ -125,7 +125,11 @@ class Conntrack(CtNetns):
                     with self._t("spin_unlock_bh"):
                         with self._t("local_bh_enable"):
                             pass
-                    if timeout is not None and verdict not in ("reopen", "invalid", "ignore"):
+                    if verdict == "kill":
+                        # the first reply to an unanswered entry is a RST: nf_ct_kill_acct() counts
+                        # the packet and deletes the entry, in tcp_packet (function_graph, 5.10/6.12)
+                        self.nf_ct_kill_acct(ct, skb, direction)
+                    elif timeout is not None and verdict not in ("reopen", "invalid", "ignore"):
                         self.nf_ct_refresh_acct(ct, timeout, skb, direction)
             if verdict == "reopen":
                 self.nf_ct_kill(ct)
@@ -138,7 +142,6 @@ class Conntrack(CtNetns):
             if verdict == "ignore":
                 return NF_ACCEPT
             if verdict == "kill":
-                self.nf_ct_kill(ct)
                 return NF_ACCEPT
             if "assured" in actions:
                 ct.status |= IPS_ASSURED
@@ -304,13 +307,23 @@ class Conntrack(CtNetns):
                 ct.timeout = self.kernel.now + timeout
             else:
                 ct.timeout = timeout
-            with self._t("nf_ct_acct_add"):
-                if direction == ORIGINAL:
-                    ct.packets_orig += 1
-                    ct.bytes_orig += skb.len
-                else:
-                    ct.packets_reply += 1
-                    ct.bytes_reply += skb.len
+            self._acct_add(ct, skb, direction)
+
+    def _acct_add(self, ct: NfConn, skb, direction: int) -> None:
+        with self._t("nf_ct_acct_add"):
+            if direction == ORIGINAL:
+                ct.packets_orig += 1
+                ct.bytes_orig += skb.len
+            else:
+                ct.packets_reply += 1
+                ct.bytes_reply += skb.len
+
+    def nf_ct_kill_acct(self, ct: NfConn, skb, direction: int) -> None:
+        """``nf_ct_kill_acct()``: count the packet, then ``nf_ct_delete()`` (an unconfirmed
+        entry is only marked dying: it is deleted when the skb lets go of it)."""
+        with self._t("nf_ct_kill_acct"):
+            self._acct_add(ct, skb, direction)
+            self._kill(ct)
 
     def nf_conntrack_confirm(self, skb, state) -> int:
         ct = skb.nfct
@@ -370,11 +383,15 @@ class Conntrack(CtNetns):
             self.nf_ct_put(ct)
 
     def nf_ct_kill(self, ct: NfConn) -> None:
-        with self._t("nf_ct_kill_acct"):
-            if ct.confirmed:
-                self.nf_ct_delete(ct)
-            else:
-                ct.status |= IPS_DYING
+        """``nf_ct_kill()``: a static inline wrapper of ``nf_ct_delete()``."""
+        with self._t("nf_ct_kill"):
+            self._kill(ct)
+
+    def _kill(self, ct: NfConn) -> None:
+        if ct.confirmed:
+            self.nf_ct_delete(ct)
+        else:
+            ct.status |= IPS_DYING
 
     def nf_ct_put(self, ct: NfConn) -> None:
         ct.use -= 1

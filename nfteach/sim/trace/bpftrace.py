@@ -243,13 +243,15 @@ class Session:
     def on_event(self, ev) -> None:
         if self.done or (self.kd.cut and not self.kd.runs(self.k.tracer.stack)):
             return
+        # a call inlined at this call site ([trace.hidden] "caller>callee"): no kprobe fires
+        probed = not (self.kd.hidden_calls and self.kd.hidden_at(self.k.tracer.stack))
         if ev.kind == "entry":
-            for ix, ap, sym in self.kprobes.get(ev.function, ()):
+            for ix, ap, sym in self.kprobes.get(ev.function, ()) if probed else ():
                 self.fire(ix, ap, ev, sym, f"{sym}+{self.kd.kprobe_offset}")
             for ix, ap in self.tps.get(ev.function, ()):
                 self.fire_tp(ix, ap, ev)
         else:
-            for ix, ap, sym in self.kretprobes.get(ev.function, ()):
+            for ix, ap, sym in self.kretprobes.get(ev.function, ()) if probed else ():
                 self.fire(ix, ap, ev, sym, None)
         if self.rt is not None and self.rt.exited:
             self.finish()

@@ -71,7 +71,8 @@ class Tracefs:
             return
         kd = self._kd
         sym = kd.symbol(ev.function)
-        if sym is None or (kd.cut and not kd.runs(self.kernel.tracer.stack)):
+        if sym is None or (kd.cut and not kd.runs(self.kernel.tracer.stack)) or \
+                (kd.hidden_calls and kd.hidden_at(self.kernel.tracer.stack)):
             return
         if ev.kind == "entry":
             self.clock += ENTRY_NS

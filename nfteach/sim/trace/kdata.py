@@ -12,8 +12,11 @@ Profile tables (``nfteach/model/profiles/*.toml``, all under ``[trace...]``):
   lookup and frees it when the connect fails.
 * ``[trace.symbols]`` model function -> kernel symbol (``init_conntrack.constprop.0``).
 * ``[trace.modules]`` kernel symbol -> module (``[nf_conntrack]`` in function_graph).
-* ``[trace.hidden]`` ``functions``: modelled functions the compiler inlined on this kernel
-  (invisible to function_graph, kprobes and stacks).
+* ``[trace.hidden]`` ``functions``: modelled functions no trace shows on this kernel
+  (function_graph, kprobes and stacks): no out-of-line copy, inlined into the caller the
+  model calls them from, or notrace; a ``"caller>callee"`` entry: hidden at that call only
+  (6.12 inlines nf_ct_acct_add into nf_ct_kill_acct, not into __nf_ct_refresh_acct).
+  ``why``: the reason of each. Derived by ``nfteach vm derive`` (``K.derived.toml``).
 * ``[trace.kstack]`` ``skip`` (frames a stack does not show: tail calls), ``offsets``
   (``"caller>callee" = return-address offset``), ``tracepoint_sites`` (top frame(s) of a
   tracepoint: 5.10's bpftrace shows the site twice), ``rx`` (frames below the receive path),
@@ -67,7 +70,10 @@ class KData:
         self.t = t
         self.symbols: Dict[str, str] = dict(t.get("symbols", {}))
         self.modules: Dict[str, str] = dict(t.get("modules", {}))
-        self.hidden = set(t.get("hidden", {}).get("functions", []))
+        hidden = t.get("hidden", {}).get("functions", [])
+        self.hidden = {f for f in hidden if ">" not in f}
+        #: (model caller, model callee): a call that leaves no trace (the callee is inlined there)
+        self.hidden_calls = {tuple(f.split(">", 1)) for f in hidden if ">" in f}
         self.absent = set(t.get("absent", []))
         self.uncalled = set(t.get("uncalled", []))
         self.cut = frozenset(self.absent | self.uncalled)
@@ -94,6 +100,10 @@ class KData:
         if model_name in self.hidden or model_name in self.absent:
             return None
         return self.symbols.get(model_name, model_name)
+
+    def hidden_at(self, model_stack: Sequence[str]) -> bool:
+        """True when the innermost call of ``model_stack`` leaves no trace (``"caller>callee"``)."""
+        return len(model_stack) > 1 and (model_stack[-2], model_stack[-1]) in self.hidden_calls
 
     def runs(self, model_stack: Sequence[str]) -> bool:
         """False when a frame of ``model_stack`` is a call this kernel does not make."""
@@ -126,7 +136,8 @@ class KData:
         and the frames of whoever ran it for the packet's ``cause`` (``tx.<cause>``), or the
         unmodelled callers of the lowest modelled frame (``below``), as captured on the real kernel.
         """
-        syms = [s for s in (self.symbol(m) for m in model_stack) if s is not None]
+        syms = [s for i, s in enumerate(self.symbol(m) for m in model_stack)
+                if s is not None and not (i and (model_stack[i - 1], model_stack[i]) in self.hidden_calls)]
         out = [top] if isinstance(top, str) else list(top)
         callee = syms[-1] if syms else ""
         for caller in reversed(syms[:-1]):

@@ -16,7 +16,7 @@ MODEL_FUNCTIONS = {
     "nf_conntrack_in", "get_l4proto", "resolve_normal_ct", "nf_ct_get_tuple", "nf_ct_get_tuple_ports",
     "hash_conntrack_raw", "__nf_conntrack_find_get", "init_conntrack", "nf_ct_invert_tuple",
     "__nf_conntrack_alloc", "nf_ct_add_to_unconfirmed_list", "nf_conntrack_handle_packet",
-    "nf_conntrack_tcp_packet", "nf_ct_delete", "nf_ct_kill_acct", "nf_conntrack_destroy",
+    "nf_conntrack_tcp_packet", "nf_ct_delete", "nf_ct_kill_acct", "nf_ct_kill", "nf_conntrack_destroy",
     "nf_conntrack_free", "nf_conntrack_put", "nf_confirm", "__nf_conntrack_confirm", "tcp_retransmit_timer",
     "unix_stream_connect",
     # conntrack's own callees that function_graph shows (traced calls only, no model state)
