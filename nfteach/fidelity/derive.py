@@ -370,6 +370,26 @@ def hidden_facts(kernel: str, prof, clones: Dict[str, str], where: Dict[str, tup
     return {f: "; ".join(r) for f, r in sorted(why.items())}
 
 
+_GRAPH = re.compile(r"^\s*\d+\)[^|]*\|(?P<indent>\s*)(?P<fn>[\w.]+)(?: \[\w+\])?\(\)(?P<open> \{)?")
+
+
+def graph_calls(text: str) -> set:
+    """(caller, callee) symbol pairs of a function_graph trace (caller "" at the top level;
+    an interrupt's functions nest like calls)."""
+    out, stack = set(), []  # stack: (indent, symbol)
+    for line in text.splitlines():
+        m = _GRAPH.match(line)
+        if not m:
+            continue
+        ind = len(m["indent"])
+        while stack and stack[-1][0] >= ind:
+            stack.pop()
+        out.add((stack[-1][1] if stack else "", m["fn"]))
+        if m["open"]:
+            stack.append((ind, m["fn"]))
+    return out
+
+
 #: kernel log messages the simulator prints: name -> (module, start of the printk format)
 KLOG = {"table_full": ("nf_conntrack", b"nf_conntrack: table full")}
 
@@ -386,9 +406,10 @@ def klog_facts(debug: Path) -> Dict[str, List[str]]:
 
 
 # -- the guest ------------------------------------------------------------------------
-def guest_facts(kernel: str, modules: List[str], symbols: Optional[List[str]] = None) -> dict:
+def guest_facts(kernel: str, modules: List[str], symbols: Optional[List[str]] = None,
+                symbol_modules: Optional[List[str]] = None) -> dict:
     """lsmod sizes of ``modules``, tool versions, and which of ``symbols`` function_graph can
-    trace (in available_filter_functions once the modules are loaded), from a booted guest."""
+    trace (in available_filter_functions once ``symbol_modules`` are loaded too), from a booted guest."""
     from ..lab import Lab
     from ..vm.backend import VmBackend
 
@@ -409,6 +430,8 @@ def guest_facts(kernel: str, modules: List[str], symbols: Optional[List[str]] = 
         info = {name: parse_modinfo(lab.run(f"modinfo {name}").output) for name in modules}
         traceable = set()
         if symbols:  # the file has ~30000 lines: grep it in the guest
+            for name in symbol_modules or ():
+                lab.run(f"sudo modprobe {name}")
             argv = ["grep", "-w"] + [a for s in symbols for a in ("-e", s)] + [f"{TRACEFS}/available_filter_functions"]
             found = lab.backend.exec_raw(argv).stdout.splitlines()
             traceable = {line.split()[0] for line in found if line.strip()} & set(symbols)
@@ -462,7 +485,7 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
               "trace.kstack.offsets (unique call sites)",
               "trace.inlined", "klog", "layout"]
     if guest:
-        g = guest_facts(kernel, list(kmod), sorted(where))
+        g = guest_facts(kernel, list(kmod), sorted(where), sorted(set(modules.values())))
         traceable = g["traceable"]
         for name, size in g["sizes"].items():
             kmod[name]["size"] = size

@@ -44,3 +44,40 @@ def test_hand_written_offsets_are_real_call_sites(kernel):
     for key, off in prof.extra["trace"]["kstack"].get("offsets", {}).items():
         if sites.get(key):
             assert off in sites[key], f"{kernel} {man['release']}: {key} = {off}, call sites {sites[key]}"
+
+
+def test_hidden_functions_leave_no_trace_on_the_real_kernel(kernel):
+    """``[trace.hidden]`` against function_graph on the guest, over the model's own paths
+    (``derive.MODEL_PATHS``): no hidden function shows (a ``"caller>callee"`` one not under
+    that caller), and each conntrack function the simulator shows, the real trace shows too."""
+    from nfteach.lab import Lab
+    from nfteach.sim.trace.kdata import KData
+    from nfteach.sim.trace.state import HELPERS
+
+    graph = "sudo trace-cmd start -p function_graph -g nf_hook_slow -g tcp_v4_rcv -g __dev_queue_xmit"
+    prof = load_profile(kernel)
+    kd = KData(prof)
+    traces = {}
+    for backend in ("sim", "vm"):
+        with Lab(backend, kernel=kernel) as lab:
+            assert lab.run(graph).status == 0
+            lab.script(derive.MODEL_PATHS)
+            lab.run("sudo trace-cmd stop")
+            text = lab.backend.exec_raw(["cat", "/sys/kernel/tracing/trace"]).stdout if backend == "vm" else \
+                lab.run("sudo cat /sys/kernel/debug/tracing/trace").output
+            lab.run("sudo trace-cmd reset")
+        traces[backend] = derive.graph_calls(text)
+    real = traces["vm"]
+    real_names = {c for _p, c in real}
+    why = prof.extra["trace"]["hidden"]["why"]
+    for f in prof.extra["trace"]["hidden"]["functions"]:
+        if ">" in f:
+            caller, callee = f.split(">")
+            assert (kd.symbols.get(caller, caller), kd.symbols.get(callee, callee)) not in real, f"{f}: {why[f]}"
+        else:
+            sym = kd.symbols.get(f, f)
+            assert not {n for n in real_names if n == sym or n.startswith(sym + ".")}, f"{f} shows: {why[f]}"
+    conntrack = set(prof.extra["trace"]["modules"])  # the modelled functions in modules, by symbol
+    helpers = {kd.symbols.get(f, f) for f in HELPERS}
+    shown = {c for _p, c in traces["sim"] if c in conntrack and c not in helpers}
+    assert shown and shown <= real_names, f"{kernel}: sim shows {sorted(shown - real_names)}, the kernel does not"
