@@ -321,7 +321,7 @@ class Conntrack(CtNetns):
     def nf_ct_kill_acct(self, ct: NfConn, skb, direction: int) -> None:
         """``nf_ct_kill_acct()``: count the packet, then ``nf_ct_delete()`` (an unconfirmed
         entry is only marked dying: it is deleted when the skb lets go of it)."""
-        with self._t("nf_ct_kill_acct"):
+        with self._t("nf_ct_kill_acct", ct=ct, skb=skb):
             self._acct_add(ct, skb, direction)
             self._kill(ct)
 

@@ -56,7 +56,7 @@ SIGNATURES = {
     "nf_ct_del_from_dying_or_unconfirmed_list": ("ct",), "nf_ct_add_to_unconfirmed_list": ("ct",),
     "tcp_v4_rcv": ("skb",), "__ip_local_out": ("net", "sk", "skb"), "ip_output": ("net", "sk", "skb"),
     "__dev_queue_xmit": ("skb", "sb_dev"), "nf_conntrack_free": ("ct",), "nf_ct_delete": ("ct", "portid", "report"),
-    "__nf_conntrack_confirm": ("skb",), "tcp_v4_send_reset": ("sk", "skb"),
+    "__nf_conntrack_confirm": ("skb",), "tcp_v4_send_reset": ("sk", "skb"), "nf_ct_kill_acct": ("ct", "ctinfo", "skb"),
 }
 HOOK_SIGNATURE = ("priv", "skb", "state")
 
