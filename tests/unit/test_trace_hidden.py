@@ -1,7 +1,7 @@
 """``[trace.hidden]``: what the simulator's traces leave out is what ``nfteach vm derive`` read
 from the kernel build (``profiles/K.derived.toml``), and nothing it says is hidden shows up.
 
-The script runs every path of ``derive.MODEL_PATHS`` (listener, closed port: the RST kills the
+The script runs every path of ``hidden.MODEL_PATHS`` (listener, closed port: the RST kills the
 entry, dropped port, flush) under function_graph on the hooks, the receive and the transmit.
 """
 import sys
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from nfteach import Lab
-from nfteach.fidelity import derive
+from nfteach.fidelity import hidden
 from nfteach.model.profile import PROFILE_DIR, load_profile
 from nfteach.sim.trace.kdata import KData
 
@@ -29,7 +29,7 @@ def _derived_hidden(kernel):
 def _graph(kernel):
     with Lab("sim", kernel=kernel) as lab:
         assert lab.run(GRAPH).status == 0
-        lab.script(derive.MODEL_PATHS)
+        lab.script(hidden.MODEL_PATHS)
         lab.run("sudo trace-cmd stop")
         return lab.run("sudo cat /sys/kernel/debug/tracing/trace").output
 
@@ -50,7 +50,7 @@ def test_sim_trace_never_shows_a_hidden_function(kernel):
     h = _derived_hidden(kernel)
     kd = KData(load_profile(kernel))
     text = _graph(kernel)
-    calls = derive.graph_calls(text)
+    calls = hidden.graph_calls(text)
     assert ("nf_conntrack_in", kd.symbol("nf_conntrack_tcp_packet")) in calls or \
         ("nf_conntrack_in", "nf_conntrack_tcp_packet") in calls, text[:2000]
     shown = {fn for _c, fn in calls}
@@ -67,11 +67,11 @@ def test_sim_trace_never_shows_a_hidden_function(kernel):
 def test_sim_kill_of_an_unanswered_entry_is_in_tcp_packet(kernel):
     """The closed port's RST: nf_conntrack_tcp_packet -> nf_ct_kill_acct -> nf_ct_delete, as
     function_graph shows it on the vm's kernels (nf_ct_acct_add inside it unless inlined there)."""
-    calls = derive.graph_calls(_graph(kernel))
+    calls = hidden.graph_calls(_graph(kernel))
     assert ("nf_conntrack_tcp_packet", "nf_ct_kill_acct") in calls
     assert ("nf_ct_kill_acct", "nf_ct_delete") in calls
-    hidden = set(_derived_hidden(kernel)["functions"])
-    assert (("nf_ct_kill_acct", "nf_ct_acct_add") in calls) == ("nf_ct_kill_acct>nf_ct_acct_add" not in hidden)
+    derived = set(_derived_hidden(kernel)["functions"])
+    assert (("nf_ct_kill_acct", "nf_ct_acct_add") in calls) == ("nf_ct_kill_acct>nf_ct_acct_add" not in derived)
 
 
 def test_a_hidden_call_leaves_its_callees_to_the_caller():

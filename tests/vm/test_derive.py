@@ -5,7 +5,7 @@ differs from the committed file (re-run ``nfteach vm derive --kernel K`` and rev
 """
 import sys
 
-from nfteach.fidelity import derive
+from nfteach.fidelity import derive, hidden
 from nfteach.model.profile import load_profile
 from nfteach.vm import fetch
 
@@ -48,7 +48,7 @@ def test_hand_written_offsets_are_real_call_sites(kernel):
 
 def test_hidden_functions_leave_no_trace_on_the_real_kernel(kernel):
     """``[trace.hidden]`` against function_graph on the guest, over the model's own paths
-    (``derive.MODEL_PATHS``): no hidden function shows (a ``"caller>callee"`` one not under
+    (``hidden.MODEL_PATHS``): no hidden function shows (a ``"caller>callee"`` one not under
     that caller), and each conntrack function the simulator shows, the real trace shows too."""
     from nfteach.lab import Lab
     from nfteach.sim.trace.kdata import KData
@@ -61,12 +61,12 @@ def test_hidden_functions_leave_no_trace_on_the_real_kernel(kernel):
     for backend in ("sim", "vm"):
         with Lab(backend, kernel=kernel) as lab:
             assert lab.run(graph).status == 0
-            lab.script(derive.MODEL_PATHS)
+            lab.script(hidden.MODEL_PATHS)
             lab.run("sudo trace-cmd stop")
             text = lab.backend.exec_raw(["cat", "/sys/kernel/tracing/trace"]).stdout if backend == "vm" else \
                 lab.run("sudo cat /sys/kernel/debug/tracing/trace").output
             lab.run("sudo trace-cmd reset")
-        traces[backend] = derive.graph_calls(text)
+        traces[backend] = hidden.graph_calls(text)
     real = traces["vm"]
     real_names = {c for _p, c in real}
     why = prof.extra["trace"]["hidden"]["why"]
