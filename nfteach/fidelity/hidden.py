@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .derive import CLONE, direct_calls
+from .elf import CLONE, direct_calls
 
 
 def inlined_at_calls(file: Path, addr: int, size: int) -> set:
