@@ -83,3 +83,21 @@ def test_a_hidden_call_leaves_its_callees_to_the_caller():
     kd.offsets = {"nf_ct_kill_acct>nf_ct_delete": 7}
     frames = kd.frames(("nf_ct_kill_acct", "nf_ct_acct_add", "nf_ct_delete"), "nf_ct_delete+1", None)
     assert frames[:2] == ("nf_ct_delete+1", "nf_ct_kill_acct+7")
+
+
+def test_graph_calls_reads_nesting_from_the_indent():
+    # function_graph lines as vm 6.12 printed them for the RST of a closed port
+    text = """ 1)               |      nf_conntrack_tcp_packet [nf_conntrack]() {
+ 1)   1.247 us    |        _raw_spin_lock_bh();
+ 1)               |        nf_ct_kill_acct [nf_conntrack]() {
+ 1)               |          nf_ct_delete [nf_conntrack]() {
+ 1)   9.530 us    |            nf_ct_helper_destroy [nf_conntrack]();
+ 1) ! 245.639 us  |          }
+ 1) ! 260.495 us  |        }
+ 1)   1.040 us    |        nf_ct_seq_offset [nf_conntrack]();
+ 1) ! 385.914 us  |      }
+"""
+    assert hidden.graph_calls(text) == {
+        ("", "nf_conntrack_tcp_packet"), ("nf_conntrack_tcp_packet", "_raw_spin_lock_bh"),
+        ("nf_conntrack_tcp_packet", "nf_ct_kill_acct"), ("nf_ct_kill_acct", "nf_ct_delete"),
+        ("nf_ct_delete", "nf_ct_helper_destroy"), ("nf_conntrack_tcp_packet", "nf_ct_seq_offset")}
