@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from . import tcp_ct
 from .ct_netns import CtNetns
 from .netfilter import (
     NF_ACCEPT,
@@ -46,6 +45,7 @@ from .skb import (
     IP_CT_UNTRACKED,
     IPPROTO_TCP,
 )
+from .tcp_ct import tcp_new, tcp_packet
 from .tracer import _NULL, _Frame, untraced_branch
 
 
@@ -118,8 +118,8 @@ class Conntrack(CtNetns):
                                 pass
                     with self._t("spin_lock_bh"):  # ct->lock
                         pass
-                    verdict, timeout, actions = tcp_ct.tcp_packet(
-                        ct, skb, direction, bool(ct.status & IPS_SEEN_REPLY), bool(ct.status & IPS_ASSURED))
+                    status = ct.status
+                    verdict, timeout, actions = tcp_packet(ct, skb, direction, status & IPS_SEEN_REPLY, status & IPS_ASSURED)
                     with self._t("nf_ct_seq_offset"):  # tcp_in_window
                         pass
                     with self._t("spin_unlock_bh"):
@@ -208,7 +208,7 @@ class Conntrack(CtNetns):
             with self._t("__nf_ct_try_assign_helper"):
                 with self._t("__nf_ct_helper_find"):
                     pass
-            tcp_state = tcp_ct.tcp_new(skb, bool(self.tcp_loose))
+            tcp_state = tcp_new(skb, self.tcp_loose)
             if tcp_state is None:
                 self.nf_conntrack_free(ct)
                 return None
@@ -394,8 +394,10 @@ class Conntrack(CtNetns):
     def _skb_put(self, skb) -> None:
         ct = skb.nfct
         skb.nfct, skb.ctinfo = None, None
-        if ct is not None:
-            self.nf_ct_put(ct)
+        if ct is not None:  # nf_ct_put(ct), inline: it runs for every packet
+            ct.use -= 1
+            if ct.use <= 0:
+                self.nf_conntrack_destroy(ct)
 
     def skb_release(self, skb) -> None:
         """``skb_release_head_state`` -> ``nf_conntrack_put``: the skb lets go of its entry."""

@@ -112,7 +112,10 @@ class NfConn(tcp_ct.TcpCt):
 def hash_conntrack_raw(t: CtTuple) -> int:
     """Deterministic stand-in for the kernel's seeded siphash (bucket order is not ABI)."""
     src, dst, protonum, sport, dport = t
-    return zlib.crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
+    return _crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
+
+
+_crc32 = zlib.crc32  # one global lookup on the per-packet path, not a global and an attribute
 
 
 class NetCt:

@@ -330,8 +330,14 @@ def _compile_rule(r: NftRule) -> Callable:
         if e.kind == "port":
             field_ = "dport" if e.b == "dport" else "sport"
             lines += [f"    if getattr(skb, 'protocol', 6) != {name}.a:", "        return None",
-                      f"    v = skb.{field_}", f"    for lo, hi in {name}.c:", "        if lo <= v <= hi:",
-                      "            break", "    else:", "        return None"]
+                      f"    v = skb.{field_}"]
+            if isinstance(e.c, tuple) and all(type(lo) is int and type(hi) is int for lo, hi in e.c):
+                # the ranges (a tuple of int pairs: it does not change) as constants, in order
+                test = " or ".join(f"v == {lo}" if lo == hi else f"{lo} <= v <= {hi}" for lo, hi in e.c) or "False"
+                lines += [f"    if not ({test}):", "        return None"]
+            else:
+                lines += [f"    for lo, hi in {name}.c:", "        if lo <= v <= hi:",
+                          "            break", "    else:", "        return None"]
         elif e.kind == "counter":
             lines += [f"    {name}.pkts += 1", f"    {name}.bytes += skb.len"]
         elif e.kind == "verdict":
