@@ -251,13 +251,7 @@ class Conntrack(CtNetns):
             if mx and net.ct.count > mx:
                 if not self.early_drop(net, hash_):
                     net.ct.count -= 1
-                    # the kernel's printk formats ([klog], read by `nfteach vm derive`); a
-                    # "%u" one is for namespaces other than init_net (6.18)
-                    fmts = self.profile.extra.get("klog", {}).get("table_full") or [TABLE_FULL]
-                    per_ns = [f for f in fmts if "%u" in f and net.name != "init_net"]
-                    msg = per_ns[0].replace("%u", str(net.inum)) if per_ns else next((f for f in fmts if "%" not in f), TABLE_FULL)
-                    self.dmesg.append(msg)
-                    self.kernel.log(msg)
+                    self._table_full(net)
                     return None
             with self._t("kmem_cache_alloc"):
                 with self._t("should_failslab"):
@@ -265,6 +259,17 @@ class Conntrack(CtNetns):
             ct = NfConn(net, t, self.kernel.cpu)
             ct.hash = hash_
             return ct
+
+    def _table_full(self, net) -> None:
+        """The printk of a full table. (Its own method: the comprehension's closure over
+        ``net`` would give every call of ``__nf_conntrack_alloc`` a cell to allocate.)"""
+        # the kernel's printk formats ([klog], read by `nfteach vm derive`); a
+        # "%u" one is for namespaces other than init_net (6.18)
+        fmts = self.profile.extra.get("klog", {}).get("table_full") or [TABLE_FULL]
+        per_ns = [f for f in fmts if "%u" in f and net.name != "init_net"]
+        msg = per_ns[0].replace("%u", str(net.inum)) if per_ns else next((f for f in fmts if "%" not in f), TABLE_FULL)
+        self.dmesg.append(msg)
+        self.kernel.log(msg)
 
     def early_drop(self, net, hash_: int) -> bool:
         """Evict one confirmed, non-ASSURED entry from up to 8 buckets after ``hash_``."""
