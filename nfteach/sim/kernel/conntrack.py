@@ -48,6 +48,8 @@ from .skb import (
 from .tcp_ct import tcp_new, tcp_packet
 from .tracer import _NULL, _Frame, untraced_branch
 
+_EV_NEW = 1 << IPCT_NEW
+
 
 @untraced_branch
 class Conntrack(CtNetns):
@@ -256,9 +258,7 @@ class Conntrack(CtNetns):
             with self._t("kmem_cache_alloc"):
                 with self._t("should_failslab"):
                     pass
-            ct = NfConn(net, t, self.kernel.cpu)
-            ct.hash = hash_
-            return ct
+            return NfConn(net, t, self.kernel.cpu, hash_)
 
     def _table_full(self, net) -> None:
         """The printk of a full table. (Its own method: the comprehension's closure over
@@ -296,11 +296,13 @@ class Conntrack(CtNetns):
 
     def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
         with self._t(self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list", ct=ct):
-            lst = ct.net.ct.unconfirmed[ct.cpu]
+            nct = ct.net.ct
+            lst = nct.unconfirmed[ct.cpu]
             if ct in lst:
                 lst.remove(ct)
-            if ct in ct.net.ct.dying:
-                ct.net.ct.dying.remove(ct)
+            dying = nct.dying
+            if dying and ct in dying:
+                dying.remove(ct)
             ct.on_unconfirmed = False
 
     def nf_ct_refresh_acct(self, ct: NfConn, timeout: float, skb, direction: int) -> None:
@@ -326,27 +328,28 @@ class Conntrack(CtNetns):
                 net.ct.stat["insert_failed"] += 1
                 return NF_DROP
             t0, t1 = ct.orig, ct.reply
-            table = net.ct.table
+            nct = net.ct
+            table = nct.table
             # both tuples must be free; each is hashed once (setdefault inserts if free)
             if table.setdefault(t0, ct) is not ct:
-                net.ct.stat["insert_failed"] += 1
+                nct.stat["insert_failed"] += 1
                 return NF_DROP
             if table.setdefault(t1, ct) is not ct:
                 del table[t0]
-                net.ct.stat["insert_failed"] += 1
+                nct.stat["insert_failed"] += 1
                 return NF_DROP
             ct.timeout += self.kernel.now
             ct.use += 1
             ct.status |= IPS_CONFIRMED
             b = ct.hash % self.htable_size
             ct.hash = 0
-            chain = net.ct.orig_buckets.get(b)
+            chain = nct.orig_buckets.get(b)
             if chain is None:
-                net.ct.orig_buckets[b] = [ct]
+                nct.orig_buckets[b] = [ct]
             else:
                 chain.append(ct)
-            net.ct.stat["insert"] += 1
-            ct.ecache |= 1 << IPCT_NEW
+            nct.stat["insert"] += 1
+            ct.ecache |= _EV_NEW
             return NF_ACCEPT
 
     # -- deletion and freeing -------------------------------------------------------------

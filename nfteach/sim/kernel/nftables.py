@@ -244,24 +244,28 @@ def _expr_match(e: Expr, skb) -> bool:
 
 def do_chain(state: NftState, chain: NftChain, skb, hstate) -> int:
     """``nft_do_chain``: the verdict of a base chain for one packet."""
-    stack: List[Tuple[NftChain, int]] = []
+    stack: Optional[List[Tuple[NftChain, int]]] = None  # the jump stack, made at the first jump
     c, i = chain, 0
     while True:
-        if i >= len(c.rules):
+        rules = c.rules
+        n = len(rules)
+        verdict = None
+        while i < n:
+            r = rules[i]
+            i += 1
+            if r.xt is not None:
+                verdict = _eval_rule(r, skb, hstate)
+            else:
+                fast = r.fast
+                if fast is None:
+                    fast = r.fast = _compile_rule(r)
+                verdict = fast(skb)
+            if verdict is not None:
+                break
+        if verdict is None:  # the end of chain c
             if not stack:
                 return NF_DROP if c.policy == "drop" else NF_ACCEPT
             c, i = stack.pop()
-            continue
-        r = c.rules[i]
-        i += 1
-        if r.xt is not None:
-            verdict = _eval_rule(r, skb, hstate)
-        else:
-            fast = r.fast
-            if fast is None:
-                fast = r.fast = _compile_rule(r)
-            verdict = fast(skb)
-        if verdict is None:
             continue
         kind, target = verdict
         if kind == "accept":
@@ -277,6 +281,8 @@ def do_chain(state: NftState, chain: NftChain, skb, hstate) -> int:
             if nxt is None:
                 continue
             if kind == "jump":
+                if stack is None:
+                    stack = []
                 stack.append((c, i))
             c, i = nxt, 0
 
