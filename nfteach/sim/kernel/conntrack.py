@@ -129,19 +129,20 @@ class Conntrack(CtNetns):
                             pass
                     if timeout is not None and verdict not in ("reopen", "invalid", "ignore"):
                         self.nf_ct_refresh_acct(ct, timeout, skb, direction)
-            if verdict == "reopen":
-                self.nf_ct_kill(ct)
-                self._skb_put(skb)
-                return self.nf_conntrack_in(skb, state)
-            if verdict == "invalid":
-                net.ct.stat["invalid"] += 1
-                self._skb_put(skb)
-                return NF_ACCEPT
-            if verdict == "ignore":
-                return NF_ACCEPT
-            if verdict == "kill":
-                self.nf_ct_kill(ct)
-                return NF_ACCEPT
+            if verdict != "accept":  # the others are rare: one test for the usual case
+                if verdict == "reopen":
+                    self.nf_ct_kill(ct)
+                    self._skb_put(skb)
+                    return self.nf_conntrack_in(skb, state)
+                if verdict == "invalid":
+                    net.ct.stat["invalid"] += 1
+                    self._skb_put(skb)
+                    return NF_ACCEPT
+                if verdict == "ignore":
+                    return NF_ACCEPT
+                if verdict == "kill":
+                    self.nf_ct_kill(ct)
+                    return NF_ACCEPT
             if "assured" in actions:
                 ct.status |= IPS_ASSURED
                 ct.ecache |= 1 << IPCT_ASSURED
