@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from . import tcp_ct
 from .ct_netns import CtNetns
 from .netfilter import (
     NF_ACCEPT,
@@ -46,7 +45,10 @@ from .skb import (
     IP_CT_UNTRACKED,
     IPPROTO_TCP,
 )
+from .tcp_ct import tcp_new, tcp_packet
 from .tracer import _NULL, _Frame, untraced_branch
+
+_EV_NEW = 1 << IPCT_NEW
 
 
 @untraced_branch
@@ -118,8 +120,8 @@ class Conntrack(CtNetns):
                                 pass
                     with self._t("spin_lock_bh"):  # ct->lock
                         pass
-                    verdict, timeout, actions = tcp_ct.tcp_packet(
-                        ct, skb, direction, bool(ct.status & IPS_SEEN_REPLY), bool(ct.status & IPS_ASSURED))
+                    status = ct.status
+                    verdict, timeout, actions = tcp_packet(ct, skb, direction, status & IPS_SEEN_REPLY, status & IPS_ASSURED)
                     with self._t("nf_ct_seq_offset"):  # tcp_in_window
                         pass
                     with self._t("spin_unlock_bh"):
@@ -131,18 +133,19 @@ class Conntrack(CtNetns):
                         self.nf_ct_kill_acct(ct, skb, direction)
                     elif timeout is not None and verdict not in ("reopen", "invalid", "ignore"):
                         self.nf_ct_refresh_acct(ct, timeout, skb, direction)
-            if verdict == "reopen":
-                self.nf_ct_kill(ct)
-                self._skb_put(skb)
-                return self.nf_conntrack_in(skb, state)
-            if verdict == "invalid":
-                net.ct.stat["invalid"] += 1
-                self._skb_put(skb)
-                return NF_ACCEPT
-            if verdict == "ignore":
-                return NF_ACCEPT
-            if verdict == "kill":
-                return NF_ACCEPT
+            if verdict != "accept":  # the others are rare: one test for the usual case
+                if verdict == "reopen":
+                    self.nf_ct_kill(ct)
+                    self._skb_put(skb)
+                    return self.nf_conntrack_in(skb, state)
+                if verdict == "invalid":
+                    net.ct.stat["invalid"] += 1
+                    self._skb_put(skb)
+                    return NF_ACCEPT
+                if verdict == "ignore":
+                    return NF_ACCEPT
+                if verdict == "kill":  # nf_ct_kill_acct() deleted it in tcp_packet
+                    return NF_ACCEPT
             if "assured" in actions:
                 ct.status |= IPS_ASSURED
                 ct.ecache |= 1 << IPCT_ASSURED
@@ -211,7 +214,7 @@ class Conntrack(CtNetns):
             with self._t("__nf_ct_try_assign_helper"):
                 with self._t("__nf_ct_helper_find"):
                     pass
-            tcp_state = tcp_ct.tcp_new(skb, bool(self.tcp_loose))
+            tcp_state = tcp_new(skb, self.tcp_loose)
             if tcp_state is None:
                 self.nf_conntrack_free(ct)
                 return None
@@ -254,20 +257,23 @@ class Conntrack(CtNetns):
             if mx and net.ct.count > mx:
                 if not self.early_drop(net, hash_):
                     net.ct.count -= 1
-                    # the kernel's printk formats ([klog], read by `nfteach vm derive`); a
-                    # "%u" one is for namespaces other than init_net (6.18)
-                    fmts = self.profile.extra.get("klog", {}).get("table_full") or [TABLE_FULL]
-                    per_ns = [f for f in fmts if "%u" in f and net.name != "init_net"]
-                    msg = per_ns[0].replace("%u", str(net.inum)) if per_ns else next((f for f in fmts if "%" not in f), TABLE_FULL)
-                    self.dmesg.append(msg)
-                    self.kernel.log(msg)
+                    self._table_full(net)
                     return None
             with self._t("kmem_cache_alloc"):
                 with self._t("should_failslab"):
                     pass
-            ct = NfConn(net, t, self.kernel.cpu)
-            ct.hash = hash_
-            return ct
+            return NfConn(net, t, self.kernel.cpu, hash_)
+
+    def _table_full(self, net) -> None:
+        """The printk of a full table. (Its own method: the comprehension's closure over
+        ``net`` would give every call of ``__nf_conntrack_alloc`` a cell to allocate.)"""
+        # the kernel's printk formats ([klog], read by `nfteach vm derive`); a
+        # "%u" one is for namespaces other than init_net (6.18)
+        fmts = self.profile.extra.get("klog", {}).get("table_full") or [TABLE_FULL]
+        per_ns = [f for f in fmts if "%u" in f and net.name != "init_net"]
+        msg = per_ns[0].replace("%u", str(net.inum)) if per_ns else next((f for f in fmts if "%" not in f), TABLE_FULL)
+        self.dmesg.append(msg)
+        self.kernel.log(msg)
 
     def early_drop(self, net, hash_: int) -> bool:
         """Evict one confirmed, non-ASSURED entry from up to 8 buckets after ``hash_``."""
@@ -294,11 +300,13 @@ class Conntrack(CtNetns):
 
     def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
         with self._t(self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list", ct=ct):
-            lst = ct.net.ct.unconfirmed[ct.cpu]
+            nct = ct.net.ct
+            lst = nct.unconfirmed[ct.cpu]
             if ct in lst:
                 lst.remove(ct)
-            if ct in ct.net.ct.dying:
-                ct.net.ct.dying.remove(ct)
+            dying = nct.dying
+            if dying and ct in dying:
+                dying.remove(ct)
             ct.on_unconfirmed = False
 
     def nf_ct_refresh_acct(self, ct: NfConn, timeout: float, skb, direction: int) -> None:
@@ -334,27 +342,28 @@ class Conntrack(CtNetns):
                 net.ct.stat["insert_failed"] += 1
                 return NF_DROP
             t0, t1 = ct.orig, ct.reply
-            table = net.ct.table
+            nct = net.ct
+            table = nct.table
             # both tuples must be free; each is hashed once (setdefault inserts if free)
             if table.setdefault(t0, ct) is not ct:
-                net.ct.stat["insert_failed"] += 1
+                nct.stat["insert_failed"] += 1
                 return NF_DROP
             if table.setdefault(t1, ct) is not ct:
                 del table[t0]
-                net.ct.stat["insert_failed"] += 1
+                nct.stat["insert_failed"] += 1
                 return NF_DROP
             ct.timeout += self.kernel.now
             ct.use += 1
             ct.status |= IPS_CONFIRMED
             b = ct.hash % self.htable_size
             ct.hash = 0
-            chain = net.ct.orig_buckets.get(b)
+            chain = nct.orig_buckets.get(b)
             if chain is None:
-                net.ct.orig_buckets[b] = [ct]
+                nct.orig_buckets[b] = [ct]
             else:
                 chain.append(ct)
-            net.ct.stat["insert"] += 1
-            ct.ecache |= 1 << IPCT_NEW
+            nct.stat["insert"] += 1
+            ct.ecache |= _EV_NEW
             return NF_ACCEPT
 
     # -- deletion and freeing -------------------------------------------------------------
@@ -411,8 +420,10 @@ class Conntrack(CtNetns):
     def _skb_put(self, skb) -> None:
         ct = skb.nfct
         skb.nfct, skb.ctinfo = None, None
-        if ct is not None:
-            self.nf_ct_put(ct)
+        if ct is not None:  # nf_ct_put(ct), inline: it runs for every packet
+            ct.use -= 1
+            if ct.use <= 0:
+                self.nf_conntrack_destroy(ct)
 
     def skb_release(self, skb) -> None:
         """``skb_release_head_state`` -> ``nf_conntrack_put``: the skb lets go of its entry."""

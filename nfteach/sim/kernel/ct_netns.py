@@ -52,9 +52,11 @@ class CtNetns:
         v = "4" if pf == "ipv4" else "6"
         confirm_in_prio = INT_MAX if pf == "ipv4" else INT_MAX - 1
         mk = lambda hook, prio, role, fn: HookOps(pf, hook, prio, h[role], "conntrack", fn)  # noqa: E731
+        # ipv4_conntrack_in/_local only call nf_conntrack_in (no frame of their own: NF_HOOK
+        # opens the hook's frame): the hook calls it directly, one Python call less per packet
         return [
-            mk(PRE_ROUTING, -200, "ct_in" + v, self.ipv4_conntrack_in),
-            mk(LOCAL_OUT, -200, "ct_local" + v, self.ipv4_conntrack_local),
+            mk(PRE_ROUTING, -200, "ct_in" + v, self.nf_conntrack_in),
+            mk(LOCAL_OUT, -200, "ct_local" + v, self.nf_conntrack_in),
             mk(POST_ROUTING, INT_MAX, "confirm" + v, self.ipv4_confirm),
             mk(LOCAL_IN, confirm_in_prio, "confirm" + v, self.ipv4_confirm),
         ]

@@ -83,6 +83,9 @@ class NetnsNf:
         }
         #: ``hooks_ipv4[]``: the same tuples indexed by hook number (what NF_HOOK reads)
         self.hooks_ipv4: List[Tuple[HookOps, ...]] = [()] * NF_INET_NUMHOOKS
+        #: the last ``nf_hook_state`` NF_HOOK made for each ipv4 hook (it is read-only: the
+        #: next packet through the same hook and devices reuses it instead of making one)
+        self.states_ipv4: List[Optional[tuple]] = [None] * NF_INET_NUMHOOKS
         #: called with (event, ops) after every change; the tracer and pictures listen
         self.listeners: List[Callable] = []
 

@@ -55,7 +55,7 @@ class NfConn(tcp_ct.TcpCt):
     __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "cpu", "net", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
                  "ecache", "hash")
 
-    def __init__(self, net, orig: CtTuple, cpu: int):
+    def __init__(self, net, orig: CtTuple, cpu: int, hash_: int = 0):
         self.id = next(_ct_ids)
         # tuplehash[].tuple, as plain tuples: the garbage collector stops tracking a plain
         # tuple of strings and ints, not a CtTuple (a subclass), and a 10^6-entry table has
@@ -72,7 +72,7 @@ class NfConn(tcp_ct.TcpCt):
         self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
         self.on_unconfirmed = False
         self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
-        self.hash = 0  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
+        self.hash = hash_  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
 
     #: ct->mark and the zone: not modelled (docs/simulator.md), always 0
     mark = 0
@@ -112,7 +112,10 @@ class NfConn(tcp_ct.TcpCt):
 def hash_conntrack_raw(t: CtTuple) -> int:
     """Deterministic stand-in for the kernel's seeded siphash (bucket order is not ABI)."""
     src, dst, protonum, sport, dport = t
-    return zlib.crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
+    return _crc32(f"{src}|{dst}|{protonum}|{sport}|{dport}".encode())
+
+
+_crc32 = zlib.crc32  # one global lookup on the per-packet path, not a global and an attribute
 
 
 class NetCt:

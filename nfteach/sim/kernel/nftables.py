@@ -244,24 +244,28 @@ def _expr_match(e: Expr, skb) -> bool:
 
 def do_chain(state: NftState, chain: NftChain, skb, hstate) -> int:
     """``nft_do_chain``: the verdict of a base chain for one packet."""
-    stack: List[Tuple[NftChain, int]] = []
+    stack: Optional[List[Tuple[NftChain, int]]] = None  # the jump stack, made at the first jump
     c, i = chain, 0
     while True:
-        if i >= len(c.rules):
+        rules = c.rules
+        n = len(rules)
+        verdict = None
+        while i < n:
+            r = rules[i]
+            i += 1
+            if r.xt is not None:
+                verdict = _eval_rule(r, skb, hstate)
+            else:
+                fast = r.fast
+                if fast is None:
+                    fast = r.fast = _compile_rule(r)
+                verdict = fast(skb)
+            if verdict is not None:
+                break
+        if verdict is None:  # the end of chain c
             if not stack:
                 return NF_DROP if c.policy == "drop" else NF_ACCEPT
             c, i = stack.pop()
-            continue
-        r = c.rules[i]
-        i += 1
-        if r.xt is not None:
-            verdict = _eval_rule(r, skb, hstate)
-        else:
-            fast = r.fast
-            if fast is None:
-                fast = r.fast = _compile_rule(r)
-            verdict = fast(skb)
-        if verdict is None:
             continue
         kind, target = verdict
         if kind == "accept":
@@ -277,6 +281,8 @@ def do_chain(state: NftState, chain: NftChain, skb, hstate) -> int:
             if nxt is None:
                 continue
             if kind == "jump":
+                if stack is None:
+                    stack = []
                 stack.append((c, i))
             c, i = nxt, 0
 
@@ -330,8 +336,14 @@ def _compile_rule(r: NftRule) -> Callable:
         if e.kind == "port":
             field_ = "dport" if e.b == "dport" else "sport"
             lines += [f"    if getattr(skb, 'protocol', 6) != {name}.a:", "        return None",
-                      f"    v = skb.{field_}", f"    for lo, hi in {name}.c:", "        if lo <= v <= hi:",
-                      "            break", "    else:", "        return None"]
+                      f"    v = skb.{field_}"]
+            if isinstance(e.c, tuple) and all(type(lo) is int and type(hi) is int for lo, hi in e.c):
+                # the ranges (a tuple of int pairs: it does not change) as constants, in order
+                test = " or ".join(f"v == {lo}" if lo == hi else f"{lo} <= v <= {hi}" for lo, hi in e.c) or "False"
+                lines += [f"    if not ({test}):", "        return None"]
+            else:
+                lines += [f"    for lo, hi in {name}.c:", "        if lo <= v <= hi:",
+                          "            break", "    else:", "        return None"]
         elif e.kind == "counter":
             lines += [f"    {name}.pkts += 1", f"    {name}.bytes += skb.len"]
         elif e.kind == "verdict":

@@ -95,16 +95,20 @@ class Stack:
     # -- netfilter ------------------------------------------------------------------------
     def nf_hook(self, ns, hooknum: int, skb: Skb, in_dev: str = "", out_dev: str = "") -> bool:
         """``NF_HOOK``: True if the packet may continue (okfn runs)."""
-        entries = ns.nf.hooks_ipv4[hooknum]
+        nf = ns.nf
+        entries = nf.hooks_ipv4[hooknum]
         if not entries:
             return True
-        state = _new_state(HookState, (hooknum, "ipv4", ns, in_dev, out_dev))
+        state = nf.states_ipv4[hooknum]
+        if state is None or state[3] != in_dev or state[4] != out_dev:
+            state = nf.states_ipv4[hooknum] = _new_state(HookState, (hooknum, "ipv4", ns, in_dev, out_dev))
+        record = self.record
         with self._t("nf_hook_slow", skb=skb, hook=hooknum):
             for ops in entries:  # a tuple: (un)registering replaces it, never changes it
                 with self._t(ops.hook, skb=skb, state=state, priority=ops.priority, owner=ops.owner):
                     fn = ops.fn
                     verdict = fn(skb, state) if fn is not None else NF_ACCEPT
-                if self.record:
+                if record:
                     self.packets.append((self.k.now, ns.name, hooknum, ops, verdict, skb))
                 if verdict == NF_ACCEPT:
                     continue

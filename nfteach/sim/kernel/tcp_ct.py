@@ -64,6 +64,12 @@ def get_conntrack_index(flags: int) -> int:
     return TCP_NONE_SET
 
 
+#: ``get_conntrack_index`` of every combination of the five flags it looks at (it reads no
+#: other bit): the hot path indexes this instead of calling it
+CONNTRACK_INDEX = tuple(get_conntrack_index(f) for f in range(32))
+_FLAG_BITS = 31  # FIN | SYN | RST | PSH | ACK
+
+
 class TcpCt:
     """``struct ip_ct_tcp``, reduced: state, per-direction end (``seen[dir].td_end``) and
     unacked-data flag (``seen[dir].flags``), one slot each.
@@ -101,7 +107,7 @@ ASSURE = frozenset({"assured"})
 
 def tcp_new(skb, loose: bool = True) -> Optional[int]:
     """``tcp_new()``: the state a new entry starts in, or None when the packet is invalid."""
-    idx = get_conntrack_index(skb.flags)
+    idx = CONNTRACK_INDEX[skb.flags & _FLAG_BITS]
     new_state = TCP_CONNTRACKS[ORIGINAL][idx][sNO]
     if new_state >= sIV:
         return None
@@ -122,7 +128,8 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
     deleted at once), "ignore". actions: set of {"assured"}.
     """
     tcp: TcpCt = ct  # ct->proto.tcp is part of the entry (NfConn extends TcpCt)
-    idx = get_conntrack_index(skb.flags)
+    flags = skb.flags
+    idx = CONNTRACK_INDEX[flags & _FLAG_BITS]
     old_state = tcp.state
     new_state = TCP_CONNTRACKS[direction][idx][old_state]
     actions = NO_ACTIONS
@@ -138,26 +145,27 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
         return "invalid", None, actions
 
     # window tracking, reduced: remember what each side sent and what the other acked
-    end = seg_end(skb)
-    if end == tcp.last_end and direction == tcp.last_dir and idx == tcp.last_index and skb.seq == tcp.last_seq:
+    seq, payload = skb.seq, skb.payload
+    end = seq + payload + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)  # seg_end(skb)
+    if end == tcp.last_end and direction == tcp.last_dir and idx == tcp.last_index and seq == tcp.last_seq:
         tcp.retrans += 1
     else:
         tcp.retrans = 0
     if direction == ORIGINAL:  # this side: seen[dir], the other: seen[!dir]
         if end > tcp.end_orig or tcp.end_orig == 0:
             tcp.end_orig = end
-        if skb.payload > 0:
+        if payload > 0:
             tcp.flags_orig |= FLAG_DATA_UNACKNOWLEDGED
-        if skb.flags & ACK and skb.ack_seq >= tcp.end_reply and tcp.end_reply:
+        if flags & ACK and skb.ack_seq >= tcp.end_reply and tcp.end_reply:
             tcp.flags_reply &= ~FLAG_DATA_UNACKNOWLEDGED
     else:
         if end > tcp.end_reply or tcp.end_reply == 0:
             tcp.end_reply = end
-        if skb.payload > 0:
+        if payload > 0:
             tcp.flags_reply |= FLAG_DATA_UNACKNOWLEDGED
-        if skb.flags & ACK and skb.ack_seq >= tcp.end_orig and tcp.end_orig:
+        if flags & ACK and skb.ack_seq >= tcp.end_orig and tcp.end_orig:
             tcp.flags_orig &= ~FLAG_DATA_UNACKNOWLEDGED
-    tcp.last_index, tcp.last_dir, tcp.last_seq, tcp.last_end = idx, direction, skb.seq, end
+    tcp.last_index, tcp.last_dir, tcp.last_seq, tcp.last_end = idx, direction, seq, end
 
     tcp.state = new_state
     if tcp.retrans >= TCP_MAX_RETRANS and TCP_TIMEOUTS[new_state] > TCP_TIMEOUTS[TCP_CONNTRACK_RETRANS]:
@@ -173,7 +181,7 @@ def tcp_packet(ct, skb, direction: int, seen_reply: bool, assured: bool):
     if not seen_reply:
         # "If only reply is a RST, we can consider ourselves not to have an established
         # connection ... we can delete the conntrack immediately."
-        if skb.flags & RST:
+        if flags & RST:
             return "kill", timeout, actions
     elif not assured and old_state in (sSR, sES) and new_state == sES:
         actions = ASSURE
