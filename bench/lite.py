@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
-from test_jupyterlab import CHROMIUM, FLAGS  # noqa: E402
+from labdriver import CHROMIUM, FLAGS  # noqa: E402
 
 NOTEBOOK = "03-dropped-syn.ipynb"
 

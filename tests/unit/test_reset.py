@@ -14,6 +14,8 @@ import pytest
 from nfteach import reset as R
 from nfteach.cli import build_parser
 
+pytestmark = pytest.mark.skipif(sys.platform == "emscripten", reason="starts processes, which Pyodide (emscripten) has none of")
+
 
 @pytest.fixture
 def fake_qemu():
