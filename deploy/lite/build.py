@@ -42,6 +42,14 @@ PRELOAD = ["micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi",
            "widgetsnbextension", "jupyterlab-widgets", "ipywidgets", "graphviz", "nfteach-viz",
            "nfteach"]
 
+#: wheels that keep their .py files next to the bytecode (tracebacks show their lines)
+KEEP_SOURCE = ["nfteach"]
+#: folders left out of a wheel: jedi's type stubs of packages the kernel does not have
+#: (django, the typeshed third-party stubs) and of Python 2 (completion of what is installed
+#: keeps working; the kernel writes each file into the browser's file system at every start)
+PRUNE = {"jedi": ["jedi/third_party/django-stubs/", "jedi/third_party/typeshed/third_party/",
+                  "jedi/third_party/typeshed/stdlib/2/"]}
+
 
 def cache_dir() -> Path:
     d = Path(os.environ.get("NFTEACH_CACHE", Path.home() / ".cache" / "nfteach")) / "lite"
@@ -177,6 +185,9 @@ def build(out: Path) -> None:
             shutil.copy(w, pyo)
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", pyo, REPO)
     viz_wheel(pyo)
+    # bytecode for Pyodide's Python, compiled by that Pyodide (in Node.js): see pycompile.py
+    run("node", Path(__file__).with_name("pycompile.mjs"), pyo, ",".join(KEEP_SOURCE), json.dumps(PRUNE),
+        *sorted(pyo.glob("*.whl")))
     packages = {}
     for whl in sorted(pyo.glob("*.whl")):
         name, version, imports = wheel_meta(whl)
