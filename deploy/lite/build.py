@@ -10,7 +10,9 @@ Everything the site loads is inside it, so it works offline (a USB stick, a cour
   ipywidgets, graphviz (the Python package), nfteach (a wheel of this checkout) and
   ``nfteach_viz`` (npm ``@viz-js/viz``: Graphviz compiled to WebAssembly, see
   nfteach/render/wasm.py). The kernel loads all of them at start
-  (``loadPyodideOptions.packages``), and never falls back to a package index.
+  (``loadPyodideOptions.packages``), and never falls back to a package index. The wheels
+  are compiled to bytecode by that Pyodide (in Node.js, deploy/lite/pycompile.py), as
+  Pyodide's own packages are, so the browser does not compile them at every kernel start.
 
 Downloads (npm tarballs, wheels) are cached in ``$NFTEACH_CACHE/lite`` (default
 ``~/.cache/nfteach/lite``). Usage: ``python deploy/lite/build.py [--out build/lite]``.
@@ -186,8 +188,7 @@ def build(out: Path) -> None:
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", pyo, REPO)
     viz_wheel(pyo)
     # bytecode for Pyodide's Python, compiled by that Pyodide (in Node.js): see pycompile.py
-    run("node", Path(__file__).with_name("pycompile.mjs"), pyo, ",".join(KEEP_SOURCE), json.dumps(PRUNE),
-        *sorted(pyo.glob("*.whl")))
+    run("node", Path(__file__).with_name("pycompile.mjs"), pyo, ",".join(KEEP_SOURCE), json.dumps(PRUNE))
     packages = {}
     for whl in sorted(pyo.glob("*.whl")):
         name, version, imports = wheel_meta(whl)
