@@ -5,7 +5,7 @@ import pytest
 
 
 def pytest_report_header(config):
-    return [f"nfteach tiers: root={os.geteuid() == 0} qemu={bool(shutil.which('qemu-system-x86_64'))}"]
+    return [f"nfteach tiers: root={getattr(os, 'geteuid', lambda: -1)() == 0} qemu={bool(shutil.which('qemu-system-x86_64'))}"]
 
 
 @pytest.fixture

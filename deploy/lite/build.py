@@ -10,7 +10,9 @@ Everything the site loads is inside it, so it works offline (a USB stick, a cour
   ipywidgets, graphviz (the Python package), nfteach (a wheel of this checkout) and
   ``nfteach_viz`` (npm ``@viz-js/viz``: Graphviz compiled to WebAssembly, see
   nfteach/render/wasm.py). The kernel loads all of them at start
-  (``loadPyodideOptions.packages``), and never falls back to a package index.
+  (``loadPyodideOptions.packages``), and never falls back to a package index. The wheels
+  are compiled to bytecode by that Pyodide (in Node.js, deploy/lite/pycompile.py), as
+  Pyodide's own packages are, so the browser does not compile them at every kernel start.
 
 Downloads (npm tarballs, wheels) are cached in ``$NFTEACH_CACHE/lite`` (default
 ``~/.cache/nfteach/lite``). Usage: ``python deploy/lite/build.py [--out build/lite]``.
@@ -41,6 +43,14 @@ EXTRA = ["comm==0.2.3", "ipywidgets==8.1.9", "jupyterlab-widgets==3.0.17", "grap
 PRELOAD = ["micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython",
            "widgetsnbextension", "jupyterlab-widgets", "ipywidgets", "graphviz", "nfteach-viz",
            "nfteach"]
+
+#: wheels that keep their .py files next to the bytecode (tracebacks show their lines)
+KEEP_SOURCE = ["nfteach"]
+#: folders left out of a wheel: jedi's type stubs of packages the kernel does not have
+#: (django, the typeshed third-party stubs) and of Python 2 (completion of what is installed
+#: keeps working; the kernel writes each file into the browser's file system at every start)
+PRUNE = {"jedi": ["jedi/third_party/django-stubs/", "jedi/third_party/typeshed/third_party/",
+                  "jedi/third_party/typeshed/stdlib/2/"]}
 
 
 def cache_dir() -> Path:
@@ -177,6 +187,8 @@ def build(out: Path) -> None:
             shutil.copy(w, pyo)
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", pyo, REPO)
     viz_wheel(pyo)
+    # bytecode for Pyodide's Python, compiled by that Pyodide (in Node.js): see pycompile.py
+    run("node", Path(__file__).with_name("pycompile.mjs"), pyo, ",".join(KEEP_SOURCE), json.dumps(PRUNE))
     packages = {}
     for whl in sorted(pyo.glob("*.whl")):
         name, version, imports = wheel_meta(whl)

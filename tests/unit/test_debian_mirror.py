@@ -1,4 +1,5 @@
 """The vm backend's Debian mirror comes from the environment or the machine's apt configuration."""
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def test_none_configured(tmp_path):
     assert mirror.security_mirror(etc) is None
 
 
+@pytest.mark.skipif(sys.platform == "emscripten", reason="the vm backend needs processes (QEMU, debootstrap): Pyodide (emscripten) has none")
 def test_vm_fetch_stops_with_one_line(tmp_path, monkeypatch, capsys):
     """`nfteach vm fetch` without any mirror: a one-line nfteach: error, exit status 2."""
     from nfteach.vm import cli

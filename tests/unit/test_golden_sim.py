@@ -19,6 +19,8 @@ def test_sim_equals_golden(kernel, name):
     golden = ROOT / "tests" / "golden" / kernel / f"{name}.txt"
     if not golden.exists():
         pytest.skip(f"{golden.relative_to(ROOT)} not captured (nfteach capture --kernel {kernel})")
+    if name == "drgn":
+        pytest.importorskip("drgn", reason="the drgn scenario runs the drgn library, which has no wheel for this platform")
     with Lab("sim", kernel=kernel) as lab:
         t = lab.script((ROOT / "nfteach" / "scenarios" / f"{name}.lab").read_text())
     assert normalize(t.text()) == normalize(golden.read_text())

@@ -15,9 +15,15 @@ from nfteach import reset as R
 from nfteach.cli import build_parser
 
 
+def _need_processes():
+    if sys.platform == "emscripten":
+        pytest.skip("starts processes, which Pyodide (emscripten) has none of")
+
+
 @pytest.fixture
 def fake_qemu():
     """Start fake QEMUs (``sleep 600`` whose argv[0] is ``RUN/qemu-system-x86_64``), ended by PID."""
+    _need_processes()
     procs = []
 
     def start(run):
@@ -48,6 +54,7 @@ def _run(runs, name, owner):
 
 @pytest.fixture
 def dead_pid():
+    _need_processes()
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
     return p.pid
@@ -55,6 +62,7 @@ def dead_pid():
 
 @pytest.fixture
 def live_owner():
+    _need_processes()
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     yield p.pid
     p.kill()

@@ -1,4 +1,6 @@
 """The vm backend's time limits, without QEMU: a fake console answers as the guest agent does."""
+import sys
+
 import pytest
 
 from nfteach.model.errors import BackendUnavailable
@@ -72,6 +74,7 @@ def test_kernel_trouble_is_read_from_the_console_log(tmp_path):
     assert con.kernel_trouble() == ""
 
 
+@pytest.mark.skipif(sys.platform == "emscripten", reason="starts processes, which Pyodide (emscripten) has none of")
 def test_a_starting_lab_of_a_live_process_is_not_stale(tmp_path, monkeypatch):
     """Two labs starting at once: the second's clean-up must not remove the first's run
     directory before its QEMU wrote its pid file (a vm boot once failed with 'qemu exited at once')."""
