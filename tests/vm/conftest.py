@@ -6,6 +6,7 @@ is neither cached nor buildable here (no network or no root for debootstrap). In
 """
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -56,8 +57,15 @@ def need_kernel():
     return need
 
 
+#: every process this test session starts inherits this mark in its environment, so a QEMU
+#: left behind is found as ours even after its lab (its parent) is gone, and another
+#: session's guests on the same cache (a second test run, a course) are not
+SESSION_MARK = f"NFTEACH_TEST_SESSION={os.getpid()}-{time.time_ns()}".encode()
+os.environ[SESSION_MARK.split(b"=")[0].decode()] = SESSION_MARK.split(b"=", 1)[1].decode()
+
+
 def _our_qemus():
-    """PIDs of qemu processes using this cache (ours), from /proc."""
+    """PIDs of qemu processes using this cache and started by this test session, from /proc."""
     from nfteach.vm.fetch import cache_dir
 
     root = str(cache_dir())
@@ -67,26 +75,40 @@ def _our_qemus():
             continue
         try:
             cmd = (p / "cmdline").read_bytes().split(b"\0")
+            if not (cmd and b"qemu-system" in cmd[0] and any(root.encode() in a for a in cmd)):
+                continue
+            env = (p / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmd and b"qemu-system" in cmd[0] and any(root.encode() in a for a in cmd):
+        if SESSION_MARK in env:
             pids.append(int(p.name))
     return pids
 
 
+def _ended_or_mine(run: Path) -> bool:
+    """A run directory whose lab ended (its owner is gone), or whose lab is this test process."""
+    from nfteach.vm.qemu import _owner_alive
+
+    try:
+        mine = (run / "owner").read_text().split()[0] == str(os.getpid())
+    except (OSError, IndexError):
+        mine = False
+    return mine or not _owner_alive(run)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_orphans():
-    """After the whole vm tier: no QEMU of ours left running, no run directory left."""
-    before = set(_our_qemus())
-    yield
+    """After the whole vm tier: no QEMU of this session left running, no run directory left
+    by a lab that ended (another session's running labs on the same cache are theirs)."""
     from nfteach.vm.qemu import runs_dir
 
-    left = set(_our_qemus()) - before
-    assert not left, f"orphan qemu processes: {sorted(left)}"
     d = runs_dir()
-    leftovers = [x.name for x in d.iterdir()] if d.is_dir() else []
-    if not before:  # nobody else's guest was running: the run area must be empty again
-        assert not leftovers, f"run directories left behind: {leftovers}"
+    before = {x.name for x in d.iterdir()} if d.is_dir() else set()
+    yield
+    left = _our_qemus()
+    assert not left, f"orphan qemu processes: {sorted(left)}"
+    leftovers = [x.name for x in d.iterdir() if x.name not in before and _ended_or_mine(x)] if d.is_dir() else []
+    assert not leftovers, f"run directories left behind: {leftovers}"
 
 
 @pytest.fixture
