@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ...model.backend import Output
-from ..kernel import xt_modules
+from ..kernel import nft_exprs, xt_modules
 from ..kernel.ip_tables import HOOKNUM, NAT_PRIO, TABLES, XtChain, XtTable
 from ..kernel.nftables import NftChain, get_state, kcall
 from ..kernel.xtables import XtError, XtRule, list_header, parse_rule_spec
@@ -305,6 +305,19 @@ def _nft_chain(st, table: str, name: str, create: bool) -> Optional[NftChain]:
 
 def _run_nft(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
     st = get_state(ns)
+    st.begin()
+    # its NETLINK_NETFILTER socket autoloads nfnetlink; while parsing a rule iptables asks the
+    # kernel for each extension's revision through nft_compat (nfnetlink-subsys-11, which
+    # brings nf_tables as a dependency), which loads the xt module: xt_tcpudp is loaded (use
+    # count 0) although the rule matches the ports natively; then every command talks to
+    # nf_tables, a listing too (vm 5.10/6.1: `iptables-nft -L` leaves nf_tables 0 in lsmod)
+    kcall(ns, "request_module", "nfnetlink")
+    ext = nft_exprs.xt_modules(rule) if rule is not None and c.cmd in ("append", "insert", "delete") else []
+    if ext:
+        kcall(ns, "request_module", "nft_compat")
+    for mod in ext:
+        kcall(ns, "request_module", mod)
+    kcall(ns, "request_module", "nf_tables")
     version = ns.kernel.profile.tools["iptables"]
     builtins = TABLES[c.table][0]
     t = st.tables.get(("ip", c.table))

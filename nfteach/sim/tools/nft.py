@@ -88,15 +88,23 @@ def nft_main(ns, argv: List[str]) -> Output:
     except NftError as e:
         return _err(line, e)
     st = get_state(ns)
-    out: List[str] = []
-    st.warnings.clear()
+    st.begin()  # one batch: the commands of one line
+    chunks: List[tuple] = []
     for cmd in cmds:
         try:
-            out.append(_execute(st, cmd, opts))
+            res = _execute(st, cmd, opts)
         except NftError as e:
             err = _err(line, e)
-            return Output.of(stdout="".join(out), stderr=err.stderr, status=err.status)
-    return Output.of(stdout="".join(out), stderr="".join(st.warnings))
+            return Output.of(stdout="".join(t for s, t in chunks if s == "out"), stderr=err.stderr,
+                             status=err.status)
+        for stream, text in ([("out", res)] if isinstance(res, str) else res):
+            if not text:
+                continue
+            if chunks and chunks[-1][0] == stream:
+                chunks[-1] = (stream, chunks[-1][1] + text)
+            else:
+                chunks.append((stream, text))
+    return Output(tuple(chunks), 0)
 
 
 def _enoent(span) -> NftError:
@@ -114,7 +122,7 @@ def _execute(st: NftState, cmd, opts) -> str:
                 st.delete_table(t)
             return ""
         tables = [t for t in st.tables.values() if not fam or t.family == fam]
-        return "".join(fmt.table_text(t, handles, ipt) for t in tables) + _managed_warning(prof, tables)
+        return [c for t in tables for c in _table_listing(prof, t, fmt.table_text(t, handles, ipt))]
     if cmd.obj == "tables":
         return "".join(f"table {t.family} {t.name}\n" for t in st.tables.values())
     t = st.tables.get((fam, cmd.table))
@@ -133,7 +141,7 @@ def _execute(st: NftState, cmd, opts) -> str:
         elif cmd.op == "flush":
             st.flush_table(t)
         else:
-            return fmt.table_text(t, handles, ipt) + _managed_warning(prof, [t])
+            return _table_listing(prof, t, fmt.table_text(t, handles, ipt))
         return ""
     if t is None:
         if cmd.op == "list":
@@ -147,7 +155,7 @@ def _execute(st: NftState, cmd, opts) -> str:
                else _enoent(cmd.chain_span))
     if cmd.obj == "chain":
         if cmd.op == "list":
-            return fmt.table_text(t, handles, ipt, [c]) + _managed_warning(prof, [t])
+            return _table_listing(prof, t, fmt.table_text(t, handles, ipt, [c]))
         if cmd.op == "flush":
             st.flush_chain(c)
         elif st.jumps_to(c):
@@ -209,12 +217,12 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
     return ""
 
 
-def _managed_warning(prof, tables) -> str:
-    """Debian 12's nft 1.0.6 (+deb12u2) warns on stderr about tables holding iptables-nft
-    compat expressions (xt matches/targets); nft 0.9.8 does not."""
-    if tuple(int(x) for x in prof.tools["nft"].split(".")) < (1, 0, 6):
-        return ""
-    for t in tables:
-        if any(r.xt is not None and r.xt.compat for c in t.chains.values() for r in c.rules):
-            t.state_warn.append(f"# Warning: table {t.family} {t.name} is managed by iptables-nft, do not touch!\n")
-    return ""
+def _table_listing(prof, t, text: str) -> list:
+    """A table's listing, after the warning Debian 12's nft 1.0.6 (+deb12u2) and later print
+    on stderr about a table holding iptables-nft compat expressions (xt matches/targets):
+    ``table_print`` writes it just before the table (nft 0.9.8 does not have it)."""
+    warn = ""
+    if tuple(int(x) for x in prof.tools["nft"].split(".")) >= (1, 0, 6) and \
+            any(r.xt is not None and r.xt.compat for c in t.chains.values() for r in c.rules):
+        warn = f"# Warning: table {t.family} {t.name} is managed by iptables-nft, do not touch!\n"
+    return [("err", warn), ("out", text)]
