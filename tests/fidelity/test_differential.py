@@ -1,5 +1,5 @@
 """The differential tier: a fixed-seed slice of random scripts on sim and on a real kernel
-(vm 5.10 and 6.1, live 6.18), compared command by command; any divergent command or
+(vm 5.10, 6.1 and 6.12, live 6.18), compared command by command; any divergent command or
 undocumented refusal fails the test, with the shrunk script that shows it.
 
 Skipped only when the real side cannot run here: no qemu (vm), no root or no 6.18 kernel on
@@ -40,7 +40,7 @@ KNOWN = pytest.mark.xfail(reason="known vm divergences, see KNOWN above (issue 1
 
 @pytest.mark.vm
 @KNOWN
-@pytest.mark.parametrize("kernel", ["5.10", "6.1"])
+@pytest.mark.parametrize("kernel", ["5.10", "6.1", "6.12"])
 def test_sim_matches_vm(kernel, tmp_path):
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("no qemu-system-x86_64")

@@ -138,6 +138,8 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
             if not c.arg.isdigit() or int(c.arg) < 1:
                 raise XtError(f"Invalid rule number `{c.arg}'")
             c.num = int(c.arg)
+        if rule is not None and variant == "nft":
+            _revision_queries(ns, rule)
         if rule is not None and c.table == "nat" and rule.target == "DROP":
             raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n')
         if rule is not None and rule.target == "CT" and not rule.notrack:
@@ -152,6 +154,20 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
                              status=e.status)
         return _usage(ns, variant, e.msg, e.status)
     return (_run_legacy if variant == "legacy" else _run_nft)(ns, variant, c, rule)
+
+
+def _revision_queries(ns, rule: XtRule) -> None:
+    """iptables-nft opens its NETLINK_NETFILTER socket (autoloads nfnetlink), then, while it
+    parses the rule, asks the kernel for each extension's revision through nft_compat
+    (nfnetlink-subsys-11, which brings nf_tables as a dependency), which loads the xt
+    module: xt_tcpudp is loaded (use count 0) although the rule matches ports natively, and
+    stays loaded when the command then fails (vm 5.10: the nat table's DROP refusal)."""
+    ext = nft_exprs.xt_modules(rule)
+    kcall(ns, "request_module", "nfnetlink")
+    if ext:
+        kcall(ns, "request_module", "nft_compat")
+    for mod in ext:
+        kcall(ns, "request_module", mod)
 
 
 _NOCHAIN = "No chain/target/match by that name."
@@ -306,17 +322,9 @@ def _nft_chain(st, table: str, name: str, create: bool) -> Optional[NftChain]:
 def _run_nft(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
     st = get_state(ns)
     st.begin()
-    # its NETLINK_NETFILTER socket autoloads nfnetlink; while parsing a rule iptables asks the
-    # kernel for each extension's revision through nft_compat (nfnetlink-subsys-11, which
-    # brings nf_tables as a dependency), which loads the xt module: xt_tcpudp is loaded (use
-    # count 0) although the rule matches the ports natively; then every command talks to
-    # nf_tables, a listing too (vm 5.10/6.1: `iptables-nft -L` leaves nf_tables 0 in lsmod)
+    # every command talks to nf_tables, a listing too (vm 5.10/6.1: `iptables-nft -L` leaves
+    # nf_tables 0 in lsmod)
     kcall(ns, "request_module", "nfnetlink")
-    ext = nft_exprs.xt_modules(rule) if rule is not None and c.cmd in ("append", "insert", "delete") else []
-    if ext:
-        kcall(ns, "request_module", "nft_compat")
-    for mod in ext:
-        kcall(ns, "request_module", mod)
     kcall(ns, "request_module", "nf_tables")
     version = ns.kernel.profile.tools["iptables"]
     builtins = TABLES[c.table][0]

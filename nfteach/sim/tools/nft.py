@@ -115,6 +115,7 @@ def _execute(st: NftState, cmd, opts) -> str:
     prof = st.ns.kernel.profile
     ipt = prof.tools.get("iptables", "1.8.7")
     handles = "handle" in opts
+    nv = fmt._vt(prof.tools["nft"])
     fam = cmd.family
     if cmd.obj == "ruleset":
         if cmd.op == "flush":
@@ -122,7 +123,7 @@ def _execute(st: NftState, cmd, opts) -> str:
                 st.delete_table(t)
             return ""
         tables = [t for t in st.tables.values() if not fam or t.family == fam]
-        return [c for t in tables for c in _table_listing(prof, t, fmt.table_text(t, handles, ipt))]
+        return [c for t in tables for c in _table_listing(prof, t, fmt.table_text(t, handles, ipt, nft_version=nv))]
     if cmd.obj == "tables":
         return "".join(f"table {t.family} {t.name}\n" for t in st.tables.values())
     t = st.tables.get((fam, cmd.table))
@@ -141,7 +142,7 @@ def _execute(st: NftState, cmd, opts) -> str:
         elif cmd.op == "flush":
             st.flush_table(t)
         else:
-            return _table_listing(prof, t, fmt.table_text(t, handles, ipt))
+            return _table_listing(prof, t, fmt.table_text(t, handles, ipt, nft_version=nv))
         return ""
     if t is None:
         if cmd.op == "list":
@@ -155,7 +156,7 @@ def _execute(st: NftState, cmd, opts) -> str:
                else _enoent(cmd.chain_span))
     if cmd.obj == "chain":
         if cmd.op == "list":
-            return _table_listing(prof, t, fmt.table_text(t, handles, ipt, [c]))
+            return _table_listing(prof, t, fmt.table_text(t, handles, ipt, [c], nft_version=nv))
         if cmd.op == "flush":
             st.flush_chain(c)
         elif st.jumps_to(c):
@@ -190,7 +191,7 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
         prio = b["prio"]
         if b["prio_name"] is not None:
             name = b["prio_name"]
-            if name not in STD_PRIOS or not prio_compat(name, hook):
+            if name not in STD_PRIOS or not prio_compat(name, hook, fmt._vt(st.ns.kernel.profile.tools["nft"])):
                 raise NftError("invalid priority expression value in this context.", b["prio_span"])
             prio = (STD_PRIOS[name] + prio + 2**31) % 2**32 - 2**31
         if (b["type"] == "nat" and hook == 2) or (b["type"] == "route" and hook != 3):
