@@ -21,6 +21,7 @@ from .xtables import nat_register, net_match
 
 FAMILY_PF = {"ip": ("ipv4",), "ip6": ("ipv6",), "inet": ("ipv4", "ipv6")}
 HOOKFN_ROLE = {"ip": "nft4", "ip6": "nft6", "inet": "nft_inet"}
+ROUTE_ROLE = {"ip": "route4", "ip6": "route6", "inet": "route_inet"}  # nf_route_table_hook4 ...
 CT_USER_PF = {"ip": "ipv4", "ip6": "ipv6", "inet": "inet"}
 # NFT_CT_STATE bits: nft prints the states of a rule in this order
 CT_STATE_BITS = ("invalid", "established", "related", "new", "untracked")
@@ -167,7 +168,8 @@ class NftState:
                 c.ops.append(nat_register(self.ns, pf, c.hooknum, c.priority, fn, owner))
                 c.ops.append(lambda o=owner: kcall(self.ns, "module_put", "nft_chain_nat", o))
             else:
-                ops = HookOps(pf, c.hooknum, c.priority, prof.hookfn[HOOKFN_ROLE[fam]], owner, fn=fn)
+                role = ROUTE_ROLE[fam] if c.type == "route" else HOOKFN_ROLE[fam]
+                ops = HookOps(pf, c.hooknum, c.priority, prof.hookfn[role], owner, fn=fn)
                 self.ns.nf.register(ops)
                 c.ops.append(lambda o=ops: self.ns.nf.unregister(o))
 

@@ -11,7 +11,8 @@ Measured on the 5.10 guest (``nfteach fidelity``): after
 * a table module is held while its table has more entries than it started with
   (``xt_replace_table``/``do_replace``: ``try_module_get(t->me)`` when user entries
   appear, ``module_put`` when they are gone), so ``rmmod iptable_raw`` is "in use".
-The conntrack matches (``xt_conntrack``/``xt_state``) are held by ``iptables._ct_hold``.
+The conntrack matches (``xt_conntrack``/``xt_state``) are held by ``iptables._ct_hold``; the
+extensions are loaded while iptables parses the rule (``iptables._revision_queries``).
 """
 from __future__ import annotations
 
@@ -27,16 +28,6 @@ def rule_modules(rule) -> List[str]:
     if rule.target in ("CT", "NOTRACK"):
         mods.append("xt_CT")
     return mods
-
-
-def preload(ns, rule) -> None:
-    """iptables asks for each extension's revision while it parses the rule, before it
-    opens the table: the extensions load before ``iptable_<table>`` (5.10 lsmod order)."""
-    mods = rule_modules(rule)
-    if rule.ct_user:
-        mods.insert(0, "xt_conntrack" if any(m.name == "conntrack" for m in rule.matches) else "xt_state")
-    for mod in mods:
-        kcall(ns, "request_module", mod)
 
 
 def hold(ns, rule, get: bool) -> None:

@@ -138,8 +138,8 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
             if not c.arg.isdigit() or int(c.arg) < 1:
                 raise XtError(f"Invalid rule number `{c.arg}'")
             c.num = int(c.arg)
-        if rule is not None and variant == "nft":
-            _revision_queries(ns, rule)
+        if rule is not None:
+            _revision_queries(ns, rule, variant)
         if rule is not None and c.table == "nat" and rule.target == "DROP":
             raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n')
         if rule is not None and rule.target == "CT" and not rule.notrack:
@@ -156,16 +156,23 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
     return (_run_legacy if variant == "legacy" else _run_nft)(ns, variant, c, rule)
 
 
-def _revision_queries(ns, rule: XtRule) -> None:
-    """iptables-nft opens its NETLINK_NETFILTER socket (autoloads nfnetlink), then, while it
-    parses the rule, asks the kernel for each extension's revision through nft_compat
-    (nfnetlink-subsys-11, which brings nf_tables as a dependency), which loads the xt
-    module: xt_tcpudp is loaded (use count 0) although the rule matches ports natively, and
-    stays loaded when the command then fails (vm 5.10: the nat table's DROP refusal)."""
+def _revision_queries(ns, rule: XtRule, variant: str) -> None:
+    """While iptables parses a rule it asks the kernel for each extension's revision, which
+    loads the xt module (``try_then_request_module``), in command-line order; the modules stay
+    loaded when the command then fails (vm 5.10: the nat table's DROP refusal).
+
+    - nft: its NETLINK_NETFILTER socket autoloads nfnetlink, the query goes through
+      nft_compat (nfnetlink-subsys-11, which brings nf_tables as a dependency); xt_tcpudp is
+      loaded (use count 0) although the rule matches the ports natively;
+    - legacy: the query is a getsockopt of ip_tables, which iptables modprobes first."""
     ext = nft_exprs.xt_modules(rule)
-    kcall(ns, "request_module", "nfnetlink")
-    if ext:
-        kcall(ns, "request_module", "nft_compat")
+    if variant == "legacy":
+        if ext:
+            kcall(ns, "request_module", "ip_tables")
+    else:
+        kcall(ns, "request_module", "nfnetlink")
+        if ext:
+            kcall(ns, "request_module", "nft_compat")
     for mod in ext:
         kcall(ns, "request_module", mod)
 
@@ -218,8 +225,6 @@ def _check_target(rule: XtRule, table: str, names) -> Optional[str]:
 
 # -- iptables-legacy ------------------------------------------------------------------
 def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
-    if rule is not None and c.cmd in ("append", "insert"):
-        xt_modules.preload(ns, rule)
     t = ns.xt.get(c.table)
     if t is None:
         t = ns.xt[c.table] = XtTable(ns, c.table)
@@ -314,6 +319,10 @@ def _nft_chain(st, table: str, name: str, create: bool) -> Optional[NftChain]:
     if ch is None and create and name in TABLES[table][0]:
         if table == "nat":
             ch = st.add_chain(t, name, "nat", HOOKNUM[name], NAT_PRIO[name])
+        elif table == "mangle" and name == "OUTPUT":
+            # iptables-nft's mangle OUTPUT is a route chain: a changed mark re-routes the packet
+            # (nft_chain_builtin_add, xtables_ipv4[MANGLE]; `nft list` on vm 5.10: type route)
+            ch = st.add_chain(t, name, "route", HOOKNUM[name], TABLES[table][1])
         else:
             ch = st.add_chain(t, name, "filter", HOOKNUM[name], TABLES[table][1])
     return ch
