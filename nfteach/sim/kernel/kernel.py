@@ -86,6 +86,13 @@ class Kernel:
     def _module_unloaded(self, name: str) -> None:
         if name == "nf_conntrack":
             self.conntrack.unload()
+        elif name == "nf_tables":
+            # its pernet exit releases what is left (tables, chains, their hooks: nothing
+            # left holds the module); a reload starts from empty, handles from 1
+            for ns in self.namespaces.values():
+                if ns.nft is not None:
+                    ns.nft.flush_ruleset()
+                    ns.nft = None
 
     # -- time -----------------------------------------------------------------------------
     def schedule(self, delay: float, fn: Callable, *args) -> None:

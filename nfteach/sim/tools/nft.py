@@ -147,6 +147,8 @@ def _execute(st: NftState, cmd, opts) -> str:
     if t is None:
         if cmd.op == "list":
             raise NftError("No such file or directory", cmd.table_span)
+        if cmd.obj == "chain" and cmd.op in ("add", "create"):
+            raise _table_not_found(st, cmd)  # nft's own cache check, before the kernel
         raise _enoent(cmd.table_span)
     c = t.chains.get(cmd.chain)
     if cmd.obj == "chain" and cmd.op in ("add", "create"):
@@ -216,6 +218,54 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
         return ""
     st.add_chain(t, cmd.chain, *spec, policy=(b or {}).get("policy", "accept"))
     return ""
+
+
+def _string_distance(a: str, b: str) -> int:
+    """nft's ``string_distance()`` (src/misspell.c), as written: it indexes both strings
+    from 1 (so it compares a[i] with b[j] one place on, the terminating NUL at the end) and
+    its table rows are ``len_b`` wide in a ``(len_a+1)*(len_b+1)`` array."""
+    la, lb = len(a), len(b)
+    ca, cb = a.encode() + b"\0", b.encode() + b"\0"
+    d = [0] * ((la + 1) * (lb + 1))
+    for i in range(la + 1):
+        d[i * lb] = i
+    for j in range(lb + 1):
+        d[j] = j
+    for i in range(1, la + 1):
+        for j in range(1, lb + 1):
+            sub = 0 if ca[i] == cb[j] else 1
+            v = min(d[(i - 1) * lb + j] + 1, d[i * lb + j - 1] + 1, d[(i - 1) * lb + j - 1] + sub)
+            if i > 1 and j > 1 and ca[i] == cb[j - 1] and ca[i - 1] == cb[j]:
+                v = min(v, d[(i - 2) * lb + j - 2] + sub)
+            d[i * lb + j] = v
+    return d[la * lb + lb]
+
+
+def _misspelled(candidates, name: str):
+    """``string_misspell_update()`` over ``candidates`` (name, obj): the closest one within
+    nft's threshold, the first of equals."""
+    best, best_d = None, None
+    for cand, obj in candidates:
+        hi, lo = max(len(cand), len(name)), min(len(cand), len(name))
+        if hi <= 1:
+            continue
+        threshold = max(-(-hi // 3), 1) if hi - lo <= 1 else -(-(hi + 2) // 3)
+        d = _string_distance(cand, name)
+        if d <= threshold and (best_d is None or d < best_d):
+            best, best_d = obj, d
+    return best
+
+
+def _table_not_found(st: NftState, cmd) -> NftError:
+    """``table_not_found()``: ENOENT, with a hint of a table of a similar name
+    (``table_lookup_fuzzy``, any family, in the order nft's cache lists them)."""
+    t = _misspelled(((x.name, x) for x in st.tables.values()), cmd.table)
+    if t is None:
+        return NftError("No such file or directory", cmd.table_span)
+    # nft 1.0.6 quotes with U+2018/U+2019, 1.1.3 with ASCII (vm 5.10, 6.12)
+    q = ("'", "'") if fmt._vt(st.ns.kernel.profile.tools["nft"]) > (1, 0, 6) else ("\u2018", "\u2019")
+    return NftError(f"No such file or directory; did you mean table {q[0]}{t.name}{q[1]} in family {t.family}?",
+                    cmd.table_span)
 
 
 def _table_listing(prof, t, text: str) -> list:
