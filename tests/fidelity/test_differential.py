@@ -31,15 +31,7 @@ def _check(kernel, backend, tmp_path):
     assert rep.problems == 0, f"{rep.problems} of {rep.compared} commands diverge:\n{rep.table()}\n{shown}"
 
 
-#: divergences the 30-script slice still finds on vm since the merge of the derived module
-#: facts (issue 13 stays open for them): iptables-nft rules hold nft_counter and xt_tcpudp,
-#: `iptables -L` (nft variant) loads nf_tables, a kprobe on an inlined function (5.10's
-#: nf_confirm) fails to attach. Not strict: the slice runs and its table is printed.
-KNOWN = pytest.mark.xfail(reason="known vm divergences, see KNOWN above (issue 13)", strict=False)
-
-
 @pytest.mark.vm
-@KNOWN
 @pytest.mark.parametrize("kernel", ["5.10", "6.1", "6.12"])
 def test_sim_matches_vm(kernel, tmp_path):
     if not shutil.which("qemu-system-x86_64"):
