@@ -52,6 +52,13 @@ class XtTable:
                 ops = HookOps("ipv4", HOOKNUM[c], prio, ns.kernel.profile.hookfn[role + "4"], f"iptable_{name}",
                               fn=fn)
                 ns.nf.register(ops)
+                self.unplug.append(lambda o=ops: ns.nf.unregister(o))
+
+    def release(self) -> None:
+        """The module's pernet exit (rmmod of an unused table): its hooks go."""
+        for unplug in self.unplug:
+            unplug()
+        self.unplug = []
 
     def _hook(self, chain: str):
         def ipt_do_table(skb, state):

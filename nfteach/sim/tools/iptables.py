@@ -227,6 +227,12 @@ def _check_target(rule: XtRule, table: str, names) -> Optional[str]:
 def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
     t = ns.xt.get(c.table)
     if t is None:
+        # the table module loads first: on 5.10 iptable_filter's load itself instantiates the
+        # filter table in init_net (Kernel._module_loaded)
+        kcall(ns, "request_module", "ip_tables")
+        kcall(ns, "request_module", f"iptable_{c.table}")
+        t = ns.xt.get(c.table)
+    if t is None:
         t = ns.xt[c.table] = XtTable(ns, c.table)
     version = ns.kernel.profile.tools["iptables"]
     if c.cmd == "policy" and c.chain not in TABLES[c.table][0]:
