@@ -36,6 +36,11 @@ between two correct runs; everything else is kept byte for byte:
    the table (``table ip filter { ## Warning: ...``, vm 5.10 with ``nft -a``). A warning
    found after its own table's ``table ip filter {`` line goes back to just before it.
 
+11. **function_graph CPU and durations.** A ``function_graph`` trace line's CPU column and
+   duration (`` 1) ! 766.513 us  |``) become ``CPU)`` and ``DURATION``: which CPU ran the
+   softirq and how long a call took (under TCG, with a cold cache) vary from run to run.
+   Which calls were made, their nesting and which line carries a duration are kept.
+
 Only in the differential tier (``nfteach fidelity``, :func:`release`), for ``sim 6.18`` vs
 ``live``:
 
@@ -78,6 +83,8 @@ _MAC = re.compile(r"(?P<key>link/ether) (?:[0-9a-f]{2}:){5}[0-9a-f]{2}")
 _RELEASE = re.compile(r"(?P<pre>/lib/modules/|vermagic:\s+|^)(?P<mm>\d+\.\d+)\.\d+(?:-[\w.+~-]+)?"
                       r"(?=/|\s|$)")
 _NFT_WARN = re.compile(r"# Warning: table (?P<fam>\S+) (?P<name>\S+) is managed by iptables-nft, do not touch!\n")
+_FGRAPH_DUR = re.compile(r"^(?P<sp> ?)\d+\) [ !+#*@$] *\d+\.\d+ us +\|")
+_FGRAPH_CPU = re.compile(r"^(?P<sp> ?)\d+\) +\|")
 _LAB = re.compile(r"\bnfteach-\d+-[0-9a-f]{6}-(?P<m>vm|host)\b")
 
 
@@ -150,6 +157,9 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
         line = _NSECS.sub("TIMESTAMP", line)
         line = _CLOCK.sub("TIMESTAMP", line)
         line = _PID_KV.sub(lambda m: f"pid{m['sep']}PID", line)
+        if ") " in line and "|" in line:
+            line = _FGRAPH_DUR.sub(lambda m: f"{m['sp']}CPU) DURATION |", line)
+            line = _FGRAPH_CPU.sub(lambda m: f"{m['sp']}CPU) |", line)
         ct = _ct_entry(line)
         if ct is not None:
             block.append(ct)

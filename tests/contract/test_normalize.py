@@ -62,3 +62,13 @@ def test_nft_warning_goes_back_before_its_table():
     # a warning is never moved to another table's listing, nor past its own
     other = "table ip t {\n" + warn + "}\ntable ip filter {\n}\n"
     assert normalize(other) == other
+
+
+def test_function_graph_cpu_and_durations():
+    """Rule 11: the CPU column and durations vary; calls, nesting, and which line has a
+    duration are kept."""
+    a = " 1) ! 766.513 us  |  nf_confirm [nf_conntrack]();\n 0)               |  ipv4_conntrack_in() {\n"
+    b = " 0)   0.180 us    |  nf_confirm [nf_conntrack]();\n 1)               |  ipv4_conntrack_in() {\n"
+    assert normalize(a) == normalize(b)
+    assert normalize(" 0)   0.180 us    |  nf_confirm();\n") != normalize(" 0)               |  nf_confirm() {\n")
+    assert normalize(" 0)   0.180 us    |  nf_confirm();\n") != normalize(" 0)   0.180 us    |  ipv4_confirm();\n")
