@@ -12,12 +12,13 @@ Measured on the 5.10 guest (``nfteach fidelity``): after
   (``xt_replace_table``/``do_replace``: ``try_module_get(t->me)`` when user entries
   appear, ``module_put`` when they are gone), so ``rmmod iptable_raw`` is "in use".
 The conntrack matches (``xt_conntrack``/``xt_state``) are held by ``iptables._ct_hold``; the
-extensions are loaded while iptables parses the rule (``iptables._revision_queries``).
+extensions are loaded while iptables parses the rule (:func:`revision_queries`).
 """
 from __future__ import annotations
 
 from typing import List
 
+from . import nft_exprs
 from .nftables import kcall
 
 
@@ -49,3 +50,24 @@ def sync_table_ref(ns, table) -> None:
     elif held and not user:
         kcall(ns, "module_put", f"iptable_{table.name}", "xt table")
     table.user_ref = user
+
+
+def revision_queries(ns, rule, variant: str) -> None:
+    """While iptables parses a rule it asks the kernel for each extension's revision, which
+    loads the xt module (``try_then_request_module``), in command-line order; the modules stay
+    loaded when the command then fails (vm 5.10: the nat table's DROP refusal).
+
+    - nft: its NETLINK_NETFILTER socket autoloads nfnetlink, the query goes through
+      nft_compat (nfnetlink-subsys-11, which brings nf_tables as a dependency); xt_tcpudp is
+      loaded (use count 0) although the rule matches the ports natively;
+    - legacy: the query is a getsockopt of ip_tables, which iptables modprobes first."""
+    ext = nft_exprs.xt_modules(rule)
+    if variant == "legacy":
+        if ext:
+            kcall(ns, "request_module", "ip_tables")
+    else:
+        kcall(ns, "request_module", "nfnetlink")
+        if ext:
+            kcall(ns, "request_module", "nft_compat")
+    for mod in ext:
+        kcall(ns, "request_module", mod)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ...model.backend import Output
-from ..kernel import nft_exprs, xt_modules
+from ..kernel import xt_modules
 from ..kernel.ip_tables import HOOKNUM, NAT_PRIO, TABLES, XtChain, XtTable
 from ..kernel.nftables import NftChain, get_state, kcall
 from ..kernel.xtables import XtError, XtRule, list_header, parse_rule_spec
@@ -139,7 +139,7 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
                 raise XtError(f"Invalid rule number `{c.arg}'")
             c.num = int(c.arg)
         if rule is not None:
-            _revision_queries(ns, rule, variant)
+            xt_modules.revision_queries(ns, rule, variant)
         if rule is not None and c.table == "nat" and rule.target == "DROP":
             raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n')
         if rule is not None and rule.target == "CT" and not rule.notrack:
@@ -154,27 +154,6 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
                              status=e.status)
         return _usage(ns, variant, e.msg, e.status)
     return (_run_legacy if variant == "legacy" else _run_nft)(ns, variant, c, rule)
-
-
-def _revision_queries(ns, rule: XtRule, variant: str) -> None:
-    """While iptables parses a rule it asks the kernel for each extension's revision, which
-    loads the xt module (``try_then_request_module``), in command-line order; the modules stay
-    loaded when the command then fails (vm 5.10: the nat table's DROP refusal).
-
-    - nft: its NETLINK_NETFILTER socket autoloads nfnetlink, the query goes through
-      nft_compat (nfnetlink-subsys-11, which brings nf_tables as a dependency); xt_tcpudp is
-      loaded (use count 0) although the rule matches the ports natively;
-    - legacy: the query is a getsockopt of ip_tables, which iptables modprobes first."""
-    ext = nft_exprs.xt_modules(rule)
-    if variant == "legacy":
-        if ext:
-            kcall(ns, "request_module", "ip_tables")
-    else:
-        kcall(ns, "request_module", "nfnetlink")
-        if ext:
-            kcall(ns, "request_module", "nft_compat")
-    for mod in ext:
-        kcall(ns, "request_module", mod)
 
 
 _NOCHAIN = "No chain/target/match by that name."
