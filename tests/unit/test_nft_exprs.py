@@ -59,3 +59,13 @@ def test_a_missing_expression_module_costs_two_handles_on_5_10_only():
             out = [lab.run(ln) for ln in lines][-1].output
         handles = [int(ln.rsplit(" ", 1)[1]) for ln in out.splitlines() if "counter packets" in ln]
         assert handles == [first, first + 1], (kernel, out)
+
+
+def test_a_nat_chain_holds_nft_chain_nat_once():
+    """One chain-type reference per base chain (nft_chain_parse_hook), an inet chain too."""
+    mods = _lsmod("5.10", "sudo nft add table inet t", "sudo nft add chain inet t n { type nat hook output priority 0 \\; }",
+                  "sudo nft add table ip u", "sudo nft add chain ip u n { type nat hook output priority 0 \\; }")
+    assert mods["nft_chain_nat"][0] == 2
+    mods = _lsmod("5.10", "sudo nft add table ip u", "sudo nft add chain ip u n { type nat hook output priority 0 \\; }",
+                  "sudo nft delete table ip u")
+    assert mods["nft_chain_nat"][0] == 0

@@ -160,13 +160,15 @@ class NftState:
             if c.type == "nat":
                 # the nat chain type is nft_chain_nat's: looked up with autoload (one aborted
                 # attempt of the batch while it is not loaded), held by each nat base chain
-                if nft_exprs.missing_module(self.ns.kernel, "nft_chain_nat") and c.table.batch == self.batch:
-                    self.table_handle += 1  # the aborted attempt created this batch's table too
-                    c.table.handle = self.table_handle
-                kcall(self.ns, "request_module", "nft_chain_nat")
-                kcall(self.ns, "module_get", "nft_chain_nat", owner)
+                # (once per chain, not per family of an inet chain)
+                if pf == FAMILY_PF[fam][0]:
+                    if nft_exprs.missing_module(self.ns.kernel, "nft_chain_nat") and c.table.batch == self.batch:
+                        self.table_handle += 1  # the aborted attempt created this batch's table too
+                        c.table.handle = self.table_handle
+                    kcall(self.ns, "request_module", "nft_chain_nat")
+                    kcall(self.ns, "module_get", "nft_chain_nat", owner)
+                    c.ops.append(lambda o=owner: kcall(self.ns, "module_put", "nft_chain_nat", o))
                 c.ops.append(nat_register(self.ns, pf, c.hooknum, c.priority, fn, owner))
-                c.ops.append(lambda o=owner: kcall(self.ns, "module_put", "nft_chain_nat", o))
             else:
                 role = ROUTE_ROLE[fam] if c.type == "route" else HOOKFN_ROLE[fam]
                 ops = HookOps(pf, c.hooknum, c.priority, prof.hookfn[role], owner, fn=fn)
