@@ -29,6 +29,18 @@ between two correct runs; everything else is kept byte for byte:
    live backend picks the profile by major.minor). Major and minor are kept, so a
    transcript of another kernel version still differs.
 
+10. **Where nft's iptables-nft warning lands.** nft prints ``# Warning: table ip filter is
+   managed by iptables-nft, do not touch!`` on stderr just before that table's listing on
+   stdout, and flushes stdout piece by piece: a reader of both pipes (the vm guest's agent
+   reads stdout first when both are ready) may put the warning after the first pieces of
+   the table (``table ip filter { ## Warning: ...``, vm 5.10 with ``nft -a``). A warning
+   found after its own table's ``table ip filter {`` line goes back to just before it.
+
+11. **function_graph CPU and durations.** A ``function_graph`` trace line's CPU column and
+   duration (`` 1) ! 766.513 us  |``) become ``CPU)`` and ``DURATION``: which CPU ran the
+   softirq and how long a call took (under TCG, with a cold cache) vary from run to run.
+   Which calls were made, their nesting and which line carries a duration are kept.
+
 Only in the differential tier (``nfteach fidelity``, :func:`release`), for ``sim 6.18`` vs
 ``live``:
 
@@ -70,6 +82,9 @@ _KADDR = re.compile(r"\b(?:0x)?ffff[0-9a-f]{12}\b")
 _MAC = re.compile(r"(?P<key>link/ether) (?:[0-9a-f]{2}:){5}[0-9a-f]{2}")
 _RELEASE = re.compile(r"(?P<pre>/lib/modules/|vermagic:\s+|^)(?P<mm>\d+\.\d+)\.\d+(?:-[\w.+~-]+)?"
                       r"(?=/|\s|$)")
+_NFT_WARN = re.compile(r"# Warning: table (?P<fam>\S+) (?P<name>\S+) is managed by iptables-nft, do not touch!\n")
+_FGRAPH_DUR = re.compile(r"^(?P<sp> ?)\d+\) [ !+#*@$] *\d+\.\d+ us +\|")
+_FGRAPH_CPU = re.compile(r"^(?P<sp> ?)\d+\) +\|")
 _LAB = re.compile(r"\bnfteach-\d+-[0-9a-f]{6}-(?P<m>vm|host)\b")
 
 
@@ -102,9 +117,28 @@ def _ct_entry(line: str) -> Optional[str]:
     return f"{m['proto']}{m['sp1']}{m['num']} TIMEOUT {m['rest']}"
 
 
+def _nft_warning(text: str) -> str:
+    """Rule 10: an iptables-nft table warning that landed after the start of its table's
+    listing goes back before it (a reader can only see it late, never early)."""
+    pos = 0
+    while True:
+        m = _NFT_WARN.search(text, pos)
+        if m is None:
+            return text
+        head = f"table {m['fam']} {m['name']} {{"
+        start = text.rfind(head, 0, m.start())
+        if start < 0 or (start > 0 and text[start - 1] != "\n"):
+            pos = m.end()  # not after its table's line: where nft put it
+            continue
+        text = text[:start] + m.group(0) + text[start:m.start()] + text[m.end():]
+        pos = m.end()
+
+
 def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
     """The transcript ``text`` with what legitimately varies replaced (see the module doc)."""
     keep = frozenset(keep_ports)
+    if "managed by iptables-nft" in text:
+        text = _nft_warning(text)
     out, block = [], []
 
     def flush():
@@ -123,6 +157,9 @@ def normalize(text: str, keep_ports: Iterable[int] = KEEP_PORTS) -> str:
         line = _NSECS.sub("TIMESTAMP", line)
         line = _CLOCK.sub("TIMESTAMP", line)
         line = _PID_KV.sub(lambda m: f"pid{m['sep']}PID", line)
+        if ") " in line and "|" in line:
+            line = _FGRAPH_DUR.sub(lambda m: f"{m['sp']}CPU) DURATION |", line)
+            line = _FGRAPH_CPU.sub(lambda m: f"{m['sp']}CPU) |", line)
         ct = _ct_entry(line)
         if ct is not None:
             block.append(ct)

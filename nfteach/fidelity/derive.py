@@ -12,6 +12,8 @@ What is derived, and from where (all from the cached Debian packages of
 * ``[kmod.NAME]`` for every module the simulator models (``nfteach.sim.kernel.modules``):
   ``path`` under ``/lib/modules/<release>/`` and ``deps``, the direct dependencies
   (``modinfo -F depends`` of the ``.ko``) in the order ``modules.dep`` lists them;
+  ``load``: the whole ``modules.dep`` line (every module it needs, depmod's order), which
+  ``modprobe`` inserts from its end before the module;
   ``size``: what ``lsmod`` prints on the booted guest after ``modprobe`` (*guest*);
   ``modinfo``: the fields ``modinfo NAME`` prints there, in order (*guest*).
 * ``[trace.modules]``: module of every modelled function that exists out of line
@@ -121,7 +123,8 @@ def module_facts(moddir: Path, names: List[str]) -> Dict[str, dict]:
                                 text=True, check=True).stdout.strip()
         direct_set = {d for d in direct.split(",") if d}
         # path as modules.dep has it (a compressed module keeps its .ko.xz, as modinfo shows it)
-        out[name] = {"path": paths[name], "deps": [d for d in order[name] if d in direct_set]}
+        out[name] = {"path": paths[name], "deps": [d for d in order[name] if d in direct_set],
+                     "load": order[name]}
     return out
 
 
@@ -319,7 +322,7 @@ def derive(kernel: str, guest: bool = True, progress=print) -> str:
     progress(f"derive {kernel}: DWARF layouts ({time.monotonic() - t0:.1f} s)")
     tools: Dict[str, str] = {}
     traceable: Optional[set] = None
-    fields = ["uname_r", "kmod.*.path", "kmod.*.deps", "trace.modules", "trace.symbols (clones)",
+    fields = ["uname_r", "kmod.*.path", "kmod.*.deps", "kmod.*.load", "trace.modules", "trace.symbols (clones)",
               "trace.kstack.offsets (unique call sites)",
               "trace.inlined", "klog", "layout"]
     if guest:

@@ -50,3 +50,25 @@ def test_kernel_release_keeps_major_minor():
     assert normalize(m) == "vermagic:       6.1.RELEASE SMP mod_unload modversions \n"
     kept = "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n"
     assert normalize(kept) == kept
+
+
+def test_nft_warning_goes_back_before_its_table():
+    """Rule 10: where the vm agent read nft's stderr warning inside its table's listing."""
+    warn = "# Warning: table ip filter is managed by iptables-nft, do not touch!\n"
+    seen = "table ip t { # handle 1\n}\ntable ip filter { #" + warn + " handle 2\n\tchain INPUT {\n\t}\n}\n"
+    assert normalize(seen) == "table ip t { # handle 1\n}\n" + warn + "table ip filter { # handle 2\n\tchain INPUT {\n\t}\n}\n"
+    before = warn + "table ip filter {\n}\n"
+    assert normalize(before) == before
+    # a warning is never moved to another table's listing, nor past its own
+    other = "table ip t {\n" + warn + "}\ntable ip filter {\n}\n"
+    assert normalize(other) == other
+
+
+def test_function_graph_cpu_and_durations():
+    """Rule 11: the CPU column and durations vary; calls, nesting, and which line has a
+    duration are kept."""
+    a = " 1) ! 766.513 us  |  nf_confirm [nf_conntrack]();\n 0)               |  ipv4_conntrack_in() {\n"
+    b = " 0)   0.180 us    |  nf_confirm [nf_conntrack]();\n 1)               |  ipv4_conntrack_in() {\n"
+    assert normalize(a) == normalize(b)
+    assert normalize(" 0)   0.180 us    |  nf_confirm();\n") != normalize(" 0)               |  nf_confirm() {\n")
+    assert normalize(" 0)   0.180 us    |  nf_confirm();\n") != normalize(" 0)   0.180 us    |  ipv4_confirm();\n")

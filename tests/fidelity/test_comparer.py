@@ -103,3 +103,16 @@ def test_normalize_rules_of_the_tier():
     line = "Linux vm 6.18.1-a #1 SMP PREEMPT_DYNAMIC\n"
     assert release(line, "6.18.1-a", "6.18.2-b") == line.replace("6.18.1-a", "RELEASE")
     assert normalize(line) == line
+
+
+def test_a_real_job_that_timed_out_is_unobservable():
+    """A loaded guest's bpftrace that did not end in time (the backend's own last line):
+    nothing the kernel said, nothing to compare."""
+    from nfteach.model.results import CommandResult as R
+
+    sim = [R("vm", "sudo bpftrace -e 'kprobe:nf_confirm { @n = count(); }' &", "", 0),
+           R("vm", "kill -INT %1", "Attaching 1 probe...\n\n\n@n: 0\n", 0), R("vm", "lsmod", "a\n", 0)]
+    real = [R("vm", sim[0].command, "", 0),
+            R("vm", "kill -INT %1", "Attaching 1 probe...\nnfteach: bpftrace did not end within 120 s and was killed\n", 0),
+            R("vm", "lsmod", "b\n", 0)]
+    assert [v.verdict for v in compare.compare(sim, real)] == ["same", "unobservable", "divergent"]

@@ -1,5 +1,5 @@
 """The differential tier: a fixed-seed slice of random scripts on sim and on a real kernel
-(vm 5.10 and 6.1, live 6.18), compared command by command; any divergent command or
+(vm 5.10, 6.1 and 6.12, live 6.18), compared command by command; any divergent command or
 undocumented refusal fails the test, with the shrunk script that shows it.
 
 Skipped only when the real side cannot run here: no qemu (vm), no root or no 6.18 kernel on
@@ -31,16 +31,8 @@ def _check(kernel, backend, tmp_path):
     assert rep.problems == 0, f"{rep.problems} of {rep.compared} commands diverge:\n{rep.table()}\n{shown}"
 
 
-#: divergences the 30-script slice still finds on vm since the merge of the derived module
-#: facts (issue 13 stays open for them): iptables-nft rules hold nft_counter and xt_tcpudp,
-#: `iptables -L` (nft variant) loads nf_tables, a kprobe on an inlined function (5.10's
-#: nf_confirm) fails to attach. Not strict: the slice runs and its table is printed.
-KNOWN = pytest.mark.xfail(reason="known vm divergences, see KNOWN above (issue 13)", strict=False)
-
-
 @pytest.mark.vm
-@KNOWN
-@pytest.mark.parametrize("kernel", ["5.10", "6.1"])
+@pytest.mark.parametrize("kernel", ["5.10", "6.1", "6.12"])
 def test_sim_matches_vm(kernel, tmp_path):
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("no qemu-system-x86_64")

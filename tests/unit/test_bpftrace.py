@@ -177,11 +177,12 @@ def test_kprobe_on_a_function_the_model_does_not_run():
 
 
 def test_wildcards_list_and_interval():
-    r = run("5.10", "sudo bpftrace -l 'kprobe:nf_ct_*'")[-1]
+    r = run("5.10", "sudo modprobe nf_conntrack", "sudo bpftrace -l 'kprobe:nf_ct_*'")[-1]
     assert "kprobe:nf_ct_del_from_dying_or_unconfirmed_list\n" in r.output
-    r = run("6.1", "sudo bpftrace -l 'kprobe:nf_ct_*'")[-1]
+    r = run("6.1", "sudo modprobe nf_conntrack", "sudo bpftrace -l 'kprobe:nf_ct_*'")[-1]
     assert "nf_ct_del_from_dying_or_unconfirmed_list" not in r.output
-    r = run("6.1", "sudo bpftrace -e 'kprobe:nf_conntrack_in { @n = count(); } interval:s:2 { exit(); }'")[-1]
+    r = run("6.1", "sudo modprobe nf_conntrack",
+            "sudo bpftrace -e 'kprobe:nf_conntrack_in { @n = count(); } interval:s:2 { exit(); }'")[-1]
     assert r.output.startswith("Attaching 2 probes...\n\n\n@n: ")
 
 
@@ -199,3 +200,16 @@ def test_parser_locations_for_files():
     src = "BEGIN\n{\n}\n\nkprobe:a,\nkprobe:b\n{ }\n"
     p = bt_lang.parse(src)
     assert p.probes[1].attach_locs == [(3, 2, 5, 9), (5, 10, 6, 9)]
+
+
+@pytest.mark.parametrize("kernel", ["5.10", "6.1", "6.12"])
+def test_kprobe_on_a_function_of_a_module_not_loaded_fails(kernel):
+    """A module's functions are in kallsyms once it is loaded: before `modprobe nf_conntrack`
+    bpftrace warns and cannot attach (vm 5.10/6.1/6.12, scenarios/fidelity-nft-modules.lab)."""
+    prog = "sudo bpftrace -e 'kprobe:nf_conntrack_in { @n = count(); }'"
+    r = run(kernel, "sudo bpftrace -l 'kprobe:nf_conntrack_i*'", prog)
+    assert r[0].output == ""
+    assert "WARNING: nf_conntrack_in is not traceable" in r[1].output
+    assert "ERROR: Error attaching probe: " in r[1].output and r[1].status != 0
+    r = run(kernel, "sudo modprobe nf_conntrack", "sudo bpftrace -l 'kprobe:nf_conntrack_i*'")
+    assert r[-1].output == "kprobe:nf_conntrack_in\n"

@@ -38,6 +38,10 @@ class XtTable:
         builtins, prio, role = TABLES[name]
         self.ns, self.name = ns, name
         self.chains: Dict[str, XtChain] = {c: XtChain(c, True) for c in builtins}
+        # libiptc's first getsockopt needs ip_tables, which iptables modprobes itself when it
+        # is missing; the kernel then autoloads the table (xt_find_table_lock): on vm 5.10
+        # lsmod shows ip_tables loaded before nf_nat for `iptables-legacy -t nat -N FID`
+        kcall(ns, "request_module", "ip_tables")
         kcall(ns, "request_module", f"iptable_{name}")
         self.unplug = []
         for c in builtins:
@@ -48,6 +52,13 @@ class XtTable:
                 ops = HookOps("ipv4", HOOKNUM[c], prio, ns.kernel.profile.hookfn[role + "4"], f"iptable_{name}",
                               fn=fn)
                 ns.nf.register(ops)
+                self.unplug.append(lambda o=ops: ns.nf.unregister(o))
+
+    def release(self) -> None:
+        """The module's pernet exit (rmmod of an unused table): its hooks go."""
+        for unplug in self.unplug:
+            unplug()
+        self.unplug = []
 
     def _hook(self, chain: str):
         def ipt_do_table(skb, state):

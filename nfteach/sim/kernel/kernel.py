@@ -82,10 +82,30 @@ class Kernel:
         if name == "nf_conntrack":
             val = params.get("enable_hooks", "0").lower()
             self.conntrack.load(enable_hooks=val in ("1", "y", "yes", "true", "on"))
+        elif name == "iptable_filter" and self.profile.extra.get("xtables", {}).get("filter_in_init_net"):
+            # iptable_filter_net_init(): `net == &init_net || !forward` before 5.13 (then
+            # `!forward` only): the filter table and its hooks exist in init_net at load
+            from .ip_tables import XtTable
+
+            ns = self.namespaces.get("init_net")
+            if ns is not None and "filter" not in ns.xt:
+                ns.xt["filter"] = XtTable(ns, "filter")
 
     def _module_unloaded(self, name: str) -> None:
         if name == "nf_conntrack":
             self.conntrack.unload()
+        elif name.startswith("iptable_"):
+            for ns in self.namespaces.values():  # only an unused table can go: its hooks go
+                t = ns.xt.pop(name[len("iptable_"):], None)
+                if t is not None:
+                    t.release()
+        elif name == "nf_tables":
+            # its pernet exit releases what is left (tables, chains, their hooks: nothing
+            # left holds the module); a reload starts from empty, handles from 1
+            for ns in self.namespaces.values():
+                if ns.nft is not None:
+                    ns.nft.flush_ruleset()
+                    ns.nft = None
 
     # -- time -----------------------------------------------------------------------------
     def schedule(self, delay: float, fn: Callable, *args) -> None:

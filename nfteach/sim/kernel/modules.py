@@ -23,6 +23,7 @@ DEFAULT_MODULES: Dict[str, Dict] = {
     "nft_ct": {"deps": ["nf_tables", "nf_conntrack"]},
     "nft_counter": {"deps": ["nf_tables"]},
     "nft_compat": {"deps": ["nf_tables", "x_tables"]},
+    "nft_chain_nat": {"deps": ["nf_tables", "nf_nat"]},
     "nf_nat": {"deps": ["nf_conntrack", "libcrc32c"]},
     "x_tables": {"deps": []},
     "ip_tables": {"deps": ["x_tables"]},
@@ -81,15 +82,25 @@ class Modules:
             return False
         spec = self.table[name]
         # modprobe inserts the modules.dep list from its end (measured on 5.10: libcrc32c,
-        # nf_defrag_ipv4, nf_defrag_ipv6, then nf_conntrack)
+        # nf_defrag_ipv4, nf_defrag_ipv6, then nf_conntrack); that list (``load``, derived)
+        # names every module needed, in depmod's order, which the direct deps alone do not
+        # give (nft_compat: libcrc32c, x_tables, nfnetlink, nf_tables on vm 5.10)
+        if "load" in spec:
+            for dep in reversed(spec["load"]):
+                if dep in self.table and dep not in self.loaded:
+                    self._insert(dep, {})
         for dep in reversed(spec.get("deps", [])):
             self.load(dep)
+        self._insert(name, params)
+        return True
+
+    def _insert(self, name: str, params: Optional[Dict[str, str]]) -> None:
+        spec = self.table[name]
         mod = Module(name, int(spec.get("size", 0)), list(spec.get("deps", [])), params=dict(params or {}))
         for dep in mod.deps:
             self.loaded[dep].holders.append(name)
         self.loaded[name] = mod
         self.on_load(name, mod.params)
-        return True
 
     def unload(self, name: str) -> None:
         """``rmmod``: refuses while in use, like ``delete_module()`` (EBUSY)."""

@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from . import nft_exprs
 from .netfilter import NF_ACCEPT, NF_DROP, HookOps
 from .netns import ctinfo_state
 from .skb import IP_CT_UNTRACKED
@@ -20,6 +21,7 @@ from .xtables import nat_register, net_match
 
 FAMILY_PF = {"ip": ("ipv4",), "ip6": ("ipv6",), "inet": ("ipv4", "ipv6")}
 HOOKFN_ROLE = {"ip": "nft4", "ip6": "nft6", "inet": "nft_inet"}
+ROUTE_ROLE = {"ip": "route4", "ip6": "route6", "inet": "route_inet"}  # nf_route_table_hook4 ...
 CT_USER_PF = {"ip": "ipv4", "ip6": "ipv6", "inet": "inet"}
 # NFT_CT_STATE bits: nft prints the states of a rule in this order
 CT_STATE_BITS = ("invalid", "established", "related", "new", "untracked")
@@ -51,7 +53,7 @@ class NftRule:
     handle: int
     exprs: List[Expr]
     xt: object = None  # an XtRule when iptables-nft wrote this rule
-    holds: List[Tuple[str, str]] = field(default_factory=list)  # (kind, arg) to release
+    holds: List[Tuple[str, str]] = field(default_factory=list)  # ("ct", pf) / ("module", name) to release
     #: the rule's expressions as one function (``_compile_rule``), made on first evaluation
     fast: Optional[Callable] = field(default=None, repr=False)
 
@@ -73,6 +75,7 @@ class NftChain:
     policy: str = "accept"
     rules: List[NftRule] = field(default_factory=list)
     ops: list = field(default_factory=list)
+    batch: int = 0  # the batch that created it (NftState.batch)
 
     @property
     def base(self) -> bool:
@@ -87,7 +90,7 @@ class NftTable:
     hgen: int = 0
     chains: Dict[str, NftChain] = field(default_factory=dict)
     managed_by: str = ""  # "iptables-nft" for tables iptables-nft created
-    state_warn: list = field(default_factory=list, repr=False)  # NftState.warnings, shared
+    batch: int = 0  # the batch that created it (NftState.batch)
 
     def alloc_handle(self) -> int:
         self.hgen += 1
@@ -101,7 +104,7 @@ class NftState:
         self.ns = ns
         self.tables: Dict[Tuple[str, str], NftTable] = {}
         self.table_handle = 0
-        self.warnings: List[str] = []  # stderr lines of the current command
+        self.batch = 0  # counts the batches (commands) that changed something
 
     # -- tables ---------------------------------------------------------------------
     def add_table(self, family: str, name: str, managed_by: str = "") -> NftTable:
@@ -112,7 +115,7 @@ class NftState:
             kcall(self.ns, "request_module", "nfnetlink")
             kcall(self.ns, "request_module", "nf_tables")
             self.table_handle += 1
-            t = NftTable(family, name, self.table_handle, managed_by=managed_by, state_warn=self.warnings)
+            t = NftTable(family, name, self.table_handle, managed_by=managed_by, batch=self.batch)
             self.tables[(family, name)] = t
         return t
 
@@ -132,11 +135,8 @@ class NftState:
     # -- chains ---------------------------------------------------------------------
     def add_chain(self, t: NftTable, name: str, ctype: str = "", hooknum: int = -1, priority: int = 0,
                   policy: str = "accept") -> NftChain:
-        c = NftChain(name, t.alloc_handle(), t, ctype, hooknum, priority, policy)
+        c = NftChain(name, t.alloc_handle(), t, ctype, hooknum, priority, policy, batch=self.batch)
         if c.base:
-            # some kernels use up more handles per base chain (profile data, measured)
-            for _ in range(int(self.ns.kernel.profile.extra.get("nft", {}).get("base_chain_handles", 1)) - 1):
-                t.alloc_handle()
             self._register(c)
         t.chains[name] = c
         return c
@@ -158,42 +158,82 @@ class NftState:
             fn = make_hook(self, c)
             owner = f"nft {fam} {c.table.name} {c.name}"
             if c.type == "nat":
-                kcall(self.ns, "request_module", "nft_chain_nat")
+                # the nat chain type is nft_chain_nat's: looked up with autoload (one aborted
+                # attempt of the batch while it is not loaded), held by each nat base chain
+                # (once per chain, not per family of an inet chain)
+                if pf == FAMILY_PF[fam][0]:
+                    if nft_exprs.missing_module(self.ns.kernel, "nft_chain_nat") and c.table.batch == self.batch:
+                        self.table_handle += 1  # the aborted attempt created this batch's table too
+                        c.table.handle = self.table_handle
+                    kcall(self.ns, "request_module", "nft_chain_nat")
+                    kcall(self.ns, "module_get", "nft_chain_nat", owner)
+                    c.ops.append(lambda o=owner: kcall(self.ns, "module_put", "nft_chain_nat", o))
                 c.ops.append(nat_register(self.ns, pf, c.hooknum, c.priority, fn, owner))
             else:
-                ops = HookOps(pf, c.hooknum, c.priority, prof.hookfn[HOOKFN_ROLE[fam]], owner, fn=fn)
+                role = ROUTE_ROLE[fam] if c.type == "route" else HOOKFN_ROLE[fam]
+                ops = HookOps(pf, c.hooknum, c.priority, prof.hookfn[role], owner, fn=fn)
                 self.ns.nf.register(ops)
                 c.ops.append(lambda o=ops: self.ns.nf.unregister(o))
 
     # -- rules ----------------------------------------------------------------------
     def add_rule(self, c: NftChain, exprs: List[Expr], index: Optional[int] = None, xt=None) -> NftRule:
-        for e in exprs:
-            if e.is_set:  # an anonymous set is a table object too: it takes a handle first
-                c.table.alloc_handle()
+        kernel = self.ns.kernel
+        types = nft_exprs.xt_types(xt) if xt is not None else nft_exprs.nft_types(exprs)
+        sets = sum(1 for e in exprs if e.is_set)
+        # a missing expression module is loaded from the abort path: each aborted attempt
+        # allocated the handles the batch allocates up to this rule (nft_exprs)
+        for mod in nft_exprs.missing(kernel, types):
+            for _ in range(nft_exprs.AUTOLOAD_ABORTS):
+                self._replay(c, sets)
+            kcall(self.ns, "request_module", mod)
+        for _ in range(sets):  # an anonymous set is a table object too: it takes a handle first
+            c.table.alloc_handle()
         r = NftRule(c.table.alloc_handle(), exprs, xt)
+        holder = f"nft {c.table.family} {c.table.name} {c.name} handle {r.handle}"
         pf = CT_USER_PF[c.table.family]
         for _ in range(r.ct_users):
             self.ns.ct_get(pf)
-            mod = "nft_ct" if xt is None else ("xt_conntrack" if _xt_ctmatch(xt) == "conntrack" else "xt_state")
-            if xt is not None:
-                kcall(self.ns, "request_module", "nft_compat")
+            r.holds.append(("ct", pf))
+        mods = [nft_exprs.owner(kernel, t) for t in types] + (nft_exprs.xt_held(xt) if xt is not None else [])
+        for mod in mods:
             kcall(self.ns, "request_module", mod)
-            kcall(self.ns, "module_get", mod, f"nft {c.table.family} {c.table.name} {c.name} handle {r.handle}")
-            r.holds.append((mod, pf))
+            kcall(self.ns, "module_get", mod, holder)
+            r.holds.append(("module", mod))
         if index is None:
             c.rules.append(r)
         else:
             c.rules.insert(index, r)
         return r
 
+    def _replay(self, c: NftChain, sets: int) -> None:
+        """One aborted attempt of the batch that adds a rule to ``c``: a table created by this
+        batch is created again (a new table handle, its own handles start again); otherwise
+        the chain (if this batch created it), the sets and the rule took handles for good."""
+        t = c.table
+        if t.batch == self.batch:
+            self.table_handle += 1
+            t.handle = self.table_handle
+            return
+        if c.batch == self.batch:
+            t.alloc_handle()
+        for _ in range(sets + 1):
+            t.alloc_handle()
+
+    def begin(self) -> None:
+        """A new batch (one command of ``nft`` or ``iptables-nft``)."""
+        self.batch += 1
+
     def delete_rule(self, c: NftChain, r: NftRule) -> None:
         c.rules.remove(r)
         self._release_rule(c, r)
 
     def _release_rule(self, c: NftChain, r: NftRule) -> None:
-        for mod, pf in r.holds:
-            self.ns.ct_put(pf)
-            kcall(self.ns, "module_put", mod, f"nft {c.table.family} {c.table.name} {c.name} handle {r.handle}")
+        holder = f"nft {c.table.family} {c.table.name} {c.name} handle {r.handle}"
+        for kind, arg in r.holds:
+            if kind == "ct":
+                self.ns.ct_put(arg)
+            else:
+                kcall(self.ns, "module_put", arg, holder)
         r.holds = []
 
     def flush_chain(self, c: NftChain) -> None:
@@ -204,10 +244,6 @@ class NftState:
     def jumps_to(self, c: NftChain) -> bool:
         return any(e.kind == "verdict" and e.a in ("jump", "goto") and e.b == c.name
                    for ch in c.table.chains.values() for r in ch.rules for e in r.exprs)
-
-
-def _xt_ctmatch(xt) -> str:
-    return next((m.name for m in xt.matches if m.ct_user), "conntrack")
 
 
 def kcall(ns, name: str, *args):

@@ -11,12 +11,14 @@ Measured on the 5.10 guest (``nfteach fidelity``): after
 * a table module is held while its table has more entries than it started with
   (``xt_replace_table``/``do_replace``: ``try_module_get(t->me)`` when user entries
   appear, ``module_put`` when they are gone), so ``rmmod iptable_raw`` is "in use".
-The conntrack matches (``xt_conntrack``/``xt_state``) are held by ``iptables._ct_hold``.
+The conntrack matches (``xt_conntrack``/``xt_state``) are held by ``iptables._ct_hold``; the
+extensions are loaded while iptables parses the rule (:func:`revision_queries`).
 """
 from __future__ import annotations
 
 from typing import List
 
+from . import nft_exprs
 from .nftables import kcall
 
 
@@ -27,16 +29,6 @@ def rule_modules(rule) -> List[str]:
     if rule.target in ("CT", "NOTRACK"):
         mods.append("xt_CT")
     return mods
-
-
-def preload(ns, rule) -> None:
-    """iptables asks for each extension's revision while it parses the rule, before it
-    opens the table: the extensions load before ``iptable_<table>`` (5.10 lsmod order)."""
-    mods = rule_modules(rule)
-    if rule.ct_user:
-        mods.insert(0, "xt_conntrack" if any(m.name == "conntrack" for m in rule.matches) else "xt_state")
-    for mod in mods:
-        kcall(ns, "request_module", mod)
 
 
 def hold(ns, rule, get: bool) -> None:
@@ -58,3 +50,24 @@ def sync_table_ref(ns, table) -> None:
     elif held and not user:
         kcall(ns, "module_put", f"iptable_{table.name}", "xt table")
     table.user_ref = user
+
+
+def revision_queries(ns, rule, variant: str) -> None:
+    """While iptables parses a rule it asks the kernel for each extension's revision, which
+    loads the xt module (``try_then_request_module``), in command-line order; the modules stay
+    loaded when the command then fails (vm 5.10: the nat table's DROP refusal).
+
+    - nft: its NETLINK_NETFILTER socket autoloads nfnetlink, the query goes through
+      nft_compat (nfnetlink-subsys-11, which brings nf_tables as a dependency); xt_tcpudp is
+      loaded (use count 0) although the rule matches the ports natively;
+    - legacy: the query is a getsockopt of ip_tables, which iptables modprobes first."""
+    ext = nft_exprs.xt_modules(rule)
+    if variant == "legacy":
+        if ext:
+            kcall(ns, "request_module", "ip_tables")
+    else:
+        kcall(ns, "request_module", "nfnetlink")
+        if ext:
+            kcall(ns, "request_module", "nft_compat")
+    for mod in ext:
+        kcall(ns, "request_module", mod)

@@ -138,6 +138,8 @@ def iptables_main(ns, argv: List[str], variant: str) -> Output:
             if not c.arg.isdigit() or int(c.arg) < 1:
                 raise XtError(f"Invalid rule number `{c.arg}'")
             c.num = int(c.arg)
+        if rule is not None:
+            xt_modules.revision_queries(ns, rule, variant)
         if rule is not None and c.table == "nat" and rule.target == "DROP":
             raise XtError('\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n')
         if rule is not None and rule.target == "CT" and not rule.notrack:
@@ -202,9 +204,13 @@ def _check_target(rule: XtRule, table: str, names) -> Optional[str]:
 
 # -- iptables-legacy ------------------------------------------------------------------
 def _run_legacy(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
-    if rule is not None and c.cmd in ("append", "insert"):
-        xt_modules.preload(ns, rule)
     t = ns.xt.get(c.table)
+    if t is None:
+        # the table module loads first: on 5.10 iptable_filter's load itself instantiates the
+        # filter table in init_net (Kernel._module_loaded)
+        kcall(ns, "request_module", "ip_tables")
+        kcall(ns, "request_module", f"iptable_{c.table}")
+        t = ns.xt.get(c.table)
     if t is None:
         t = ns.xt[c.table] = XtTable(ns, c.table)
     version = ns.kernel.profile.tools["iptables"]
@@ -298,6 +304,10 @@ def _nft_chain(st, table: str, name: str, create: bool) -> Optional[NftChain]:
     if ch is None and create and name in TABLES[table][0]:
         if table == "nat":
             ch = st.add_chain(t, name, "nat", HOOKNUM[name], NAT_PRIO[name])
+        elif table == "mangle" and name == "OUTPUT":
+            # iptables-nft's mangle OUTPUT is a route chain: a changed mark re-routes the packet
+            # (nft_chain_builtin_add, xtables_ipv4[MANGLE]; `nft list` on vm 5.10: type route)
+            ch = st.add_chain(t, name, "route", HOOKNUM[name], TABLES[table][1])
         else:
             ch = st.add_chain(t, name, "filter", HOOKNUM[name], TABLES[table][1])
     return ch
@@ -305,6 +315,11 @@ def _nft_chain(st, table: str, name: str, create: bool) -> Optional[NftChain]:
 
 def _run_nft(ns, variant: str, c: _Cmd, rule: Optional[XtRule]) -> Output:
     st = get_state(ns)
+    st.begin()
+    # every command talks to nf_tables, a listing too (vm 5.10/6.1: `iptables-nft -L` leaves
+    # nf_tables 0 in lsmod)
+    kcall(ns, "request_module", "nfnetlink")
+    kcall(ns, "request_module", "nf_tables")
     version = ns.kernel.profile.tools["iptables"]
     builtins = TABLES[c.table][0]
     t = st.tables.get(("ip", c.table))

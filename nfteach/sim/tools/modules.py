@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...model import notes
 from ...model.backend import Output
+from ..kernel.kernfs import readdir_order
 from ..kernel.modules import ModuleError
 
 _BUILTIN_LSMOD = ("libkmod: ERROR ../libkmod/libkmod-module.c:1725 kmod_module_new_from_loaded: "
@@ -126,6 +127,7 @@ def _rmmod(kernel, ns, argv, recursive: bool = False) -> Output:
                 err.append(f"{prog}: ERROR: Module {n} is not currently loaded\n")
             else:
                 m = kernel.modules.loaded[key]
-                holders = ",".join(reversed(m.holders))
-                err.append(f"{prog}: ERROR: Module {n} is in use" + (f" by: {holders.replace(',', ' ')}" if holders else "") + "\n")
+                # kmod reads /sys/module/NAME/holders/ as lsmod does: kernfs readdir order
+                holders = " ".join(readdir_order(m.holders))
+                err.append(f"{prog}: ERROR: Module {n} is in use" + (f" by: {holders}" if holders else "") + "\n")
     return Output.of(stderr="".join(err), status=status)

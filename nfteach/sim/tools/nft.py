@@ -88,15 +88,23 @@ def nft_main(ns, argv: List[str]) -> Output:
     except NftError as e:
         return _err(line, e)
     st = get_state(ns)
-    out: List[str] = []
-    st.warnings.clear()
+    st.begin()  # one batch: the commands of one line
+    chunks: List[tuple] = []
     for cmd in cmds:
         try:
-            out.append(_execute(st, cmd, opts))
+            res = _execute(st, cmd, opts)
         except NftError as e:
             err = _err(line, e)
-            return Output.of(stdout="".join(out), stderr=err.stderr, status=err.status)
-    return Output.of(stdout="".join(out), stderr="".join(st.warnings))
+            return Output.of(stdout="".join(t for s, t in chunks if s == "out"), stderr=err.stderr,
+                             status=err.status)
+        for stream, text in ([("out", res)] if isinstance(res, str) else res):
+            if not text:
+                continue
+            if chunks and chunks[-1][0] == stream:
+                chunks[-1] = (stream, chunks[-1][1] + text)
+            else:
+                chunks.append((stream, text))
+    return Output(tuple(chunks), 0)
 
 
 def _enoent(span) -> NftError:
@@ -107,6 +115,7 @@ def _execute(st: NftState, cmd, opts) -> str:
     prof = st.ns.kernel.profile
     ipt = prof.tools.get("iptables", "1.8.7")
     handles = "handle" in opts
+    nv = fmt._vt(prof.tools["nft"])
     fam = cmd.family
     if cmd.obj == "ruleset":
         if cmd.op == "flush":
@@ -114,7 +123,7 @@ def _execute(st: NftState, cmd, opts) -> str:
                 st.delete_table(t)
             return ""
         tables = [t for t in st.tables.values() if not fam or t.family == fam]
-        return "".join(fmt.table_text(t, handles, ipt) for t in tables) + _managed_warning(prof, tables)
+        return [c for t in tables for c in _table_listing(prof, t, fmt.table_text(t, handles, ipt, nft_version=nv))]
     if cmd.obj == "tables":
         return "".join(f"table {t.family} {t.name}\n" for t in st.tables.values())
     t = st.tables.get((fam, cmd.table))
@@ -133,11 +142,13 @@ def _execute(st: NftState, cmd, opts) -> str:
         elif cmd.op == "flush":
             st.flush_table(t)
         else:
-            return fmt.table_text(t, handles, ipt) + _managed_warning(prof, [t])
+            return _table_listing(prof, t, fmt.table_text(t, handles, ipt, nft_version=nv))
         return ""
     if t is None:
         if cmd.op == "list":
             raise NftError("No such file or directory", cmd.table_span)
+        if cmd.obj == "chain" and cmd.op in ("add", "create"):
+            raise _table_not_found(st, cmd)  # nft's own cache check, before the kernel
         raise _enoent(cmd.table_span)
     c = t.chains.get(cmd.chain)
     if cmd.obj == "chain" and cmd.op in ("add", "create"):
@@ -147,7 +158,7 @@ def _execute(st: NftState, cmd, opts) -> str:
                else _enoent(cmd.chain_span))
     if cmd.obj == "chain":
         if cmd.op == "list":
-            return fmt.table_text(t, handles, ipt, [c]) + _managed_warning(prof, [t])
+            return _table_listing(prof, t, fmt.table_text(t, handles, ipt, [c], nft_version=nv))
         if cmd.op == "flush":
             st.flush_chain(c)
         elif st.jumps_to(c):
@@ -182,7 +193,7 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
         prio = b["prio"]
         if b["prio_name"] is not None:
             name = b["prio_name"]
-            if name not in STD_PRIOS or not prio_compat(name, hook):
+            if name not in STD_PRIOS or not prio_compat(name, hook, fmt._vt(st.ns.kernel.profile.tools["nft"])):
                 raise NftError("invalid priority expression value in this context.", b["prio_span"])
             prio = (STD_PRIOS[name] + prio + 2**31) % 2**32 - 2**31
         if (b["type"] == "nat" and hook == 2) or (b["type"] == "route" and hook != 3):
@@ -209,12 +220,60 @@ def _add_chain(st: NftState, t: NftTable, c: Optional[NftChain], cmd) -> str:
     return ""
 
 
-def _managed_warning(prof, tables) -> str:
-    """Debian 12's nft 1.0.6 (+deb12u2) warns on stderr about tables holding iptables-nft
-    compat expressions (xt matches/targets); nft 0.9.8 does not."""
-    if tuple(int(x) for x in prof.tools["nft"].split(".")) < (1, 0, 6):
-        return ""
-    for t in tables:
-        if any(r.xt is not None and r.xt.compat for c in t.chains.values() for r in c.rules):
-            t.state_warn.append(f"# Warning: table {t.family} {t.name} is managed by iptables-nft, do not touch!\n")
-    return ""
+def _string_distance(a: str, b: str) -> int:
+    """nft's ``string_distance()`` (src/misspell.c), as written: it indexes both strings
+    from 1 (so it compares a[i] with b[j] one place on, the terminating NUL at the end) and
+    its table rows are ``len_b`` wide in a ``(len_a+1)*(len_b+1)`` array."""
+    la, lb = len(a), len(b)
+    ca, cb = a.encode() + b"\0", b.encode() + b"\0"
+    d = [0] * ((la + 1) * (lb + 1))
+    for i in range(la + 1):
+        d[i * lb] = i
+    for j in range(lb + 1):
+        d[j] = j
+    for i in range(1, la + 1):
+        for j in range(1, lb + 1):
+            sub = 0 if ca[i] == cb[j] else 1
+            v = min(d[(i - 1) * lb + j] + 1, d[i * lb + j - 1] + 1, d[(i - 1) * lb + j - 1] + sub)
+            if i > 1 and j > 1 and ca[i] == cb[j - 1] and ca[i - 1] == cb[j]:
+                v = min(v, d[(i - 2) * lb + j - 2] + sub)
+            d[i * lb + j] = v
+    return d[la * lb + lb]
+
+
+def _misspelled(candidates, name: str):
+    """``string_misspell_update()`` over ``candidates`` (name, obj): the closest one within
+    nft's threshold, the first of equals."""
+    best, best_d = None, None
+    for cand, obj in candidates:
+        hi, lo = max(len(cand), len(name)), min(len(cand), len(name))
+        if hi <= 1:
+            continue
+        threshold = max(-(-hi // 3), 1) if hi - lo <= 1 else -(-(hi + 2) // 3)
+        d = _string_distance(cand, name)
+        if d <= threshold and (best_d is None or d < best_d):
+            best, best_d = obj, d
+    return best
+
+
+def _table_not_found(st: NftState, cmd) -> NftError:
+    """``table_not_found()``: ENOENT, with a hint of a table of a similar name
+    (``table_lookup_fuzzy``, any family, in the order nft's cache lists them)."""
+    t = _misspelled(((x.name, x) for x in st.tables.values()), cmd.table)
+    if t is None:
+        return NftError("No such file or directory", cmd.table_span)
+    # nft 1.0.6 quotes with U+2018/U+2019, 1.1.3 with ASCII (vm 5.10, 6.12)
+    q = ("'", "'") if fmt._vt(st.ns.kernel.profile.tools["nft"]) > (1, 0, 6) else ("\u2018", "\u2019")
+    return NftError(f"No such file or directory; did you mean table {q[0]}{t.name}{q[1]} in family {t.family}?",
+                    cmd.table_span)
+
+
+def _table_listing(prof, t, text: str) -> list:
+    """A table's listing, after the warning Debian 12's nft 1.0.6 (+deb12u2) and later print
+    on stderr about a table holding iptables-nft compat expressions (xt matches/targets):
+    ``table_print`` writes it just before the table (nft 0.9.8 does not have it)."""
+    warn = ""
+    if tuple(int(x) for x in prof.tools["nft"].split(".")) >= (1, 0, 6) and \
+            any(r.xt is not None and r.xt.compat for c in t.chains.values() for r in c.rules):
+        warn = f"# Warning: table {t.family} {t.name} is managed by iptables-nft, do not touch!\n"
+    return [("err", warn), ("out", text)]

@@ -21,19 +21,26 @@ HOOK_WORDS = NFT_HOOK_WORDS
 STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), ("security", 50), ("srcnat", 100))
 
 
-def prio_compat(name: str, hooknum: int) -> bool:
+#: the first nft whose ``std_prio_family_hook_compat`` also names dstnat on output and
+#: srcnat on input (nftables commit "rule: allow src/dstnat prios in input and output
+#: chains", 2023: 1.0.6 prints ``-100`` for an output nat chain, 1.1.3 ``dstnat``)
+NAT_PRIOS_ANY_NAT_HOOK = (1, 0, 8)
+
+
+def prio_compat(name: str, hooknum: int, nft_version: tuple = ()) -> bool:
+    wide = nft_version >= NAT_PRIOS_ANY_NAT_HOOK
     if name == "dstnat":
-        return hooknum == 0
+        return hooknum == 0 or (wide and hooknum == 3)
     if name == "srcnat":
-        return hooknum == 4
+        return hooknum == 4 or (wide and hooknum == 1)
     return True
 
 
-def prio2str(prio: int, hooknum: int) -> str:
+def prio2str(prio: int, hooknum: int, nft_version: tuple = ()) -> str:
     """``prio2str()``: a standard name +/- up to 10, else the number."""
     for name, val in STD_PRIOS:
         if abs(prio - val) <= 10:
-            if not prio_compat(name, hooknum):
+            if not prio_compat(name, hooknum, nft_version):
                 break
             off = prio - val
             return name + (f" + {off}" if off > 0 else f" - {-off}" if off < 0 else "")
@@ -103,17 +110,18 @@ def rule_text(r: NftRule, iptables_version: str) -> str:
     return " ".join(t for t in (expr_text(r.exprs, i) for i in range(len(r.exprs))) if t)
 
 
-def chain_text(c: NftChain, handles: bool, iptables_version: str) -> str:
+def chain_text(c: NftChain, handles: bool, iptables_version: str, nft_version: tuple = ()) -> str:
     out = f"\tchain {c.name} {{" + (f" # handle {c.handle}" if handles else "") + "\n"
     if c.base:
-        out += (f"\t\ttype {c.type} hook {HOOK_WORDS[c.hooknum]} priority {prio2str(c.priority, c.hooknum)};"
+        prio = prio2str(c.priority, c.hooknum, nft_version)
+        out += (f"\t\ttype {c.type} hook {HOOK_WORDS[c.hooknum]} priority {prio};"
                 f" policy {c.policy};\n")
     for r in c.rules:
         out += "\t\t" + rule_text(r, iptables_version) + (f" # handle {r.handle}" if handles else "") + "\n"
     return out + "\t}\n"
 
 
-def table_text(t: NftTable, handles: bool, iptables_version: str, chains=None) -> str:
+def table_text(t: NftTable, handles: bool, iptables_version: str, chains=None, nft_version: tuple = ()) -> str:
     out = f"table {t.family} {t.name} {{" + (f" # handle {t.handle}" if handles else "") + "\n"
-    out += "\n".join(chain_text(c, handles, iptables_version) for c in (chains or t.chains.values()))
+    out += "\n".join(chain_text(c, handles, iptables_version, nft_version) for c in (chains or t.chains.values()))
     return out + "}\n"

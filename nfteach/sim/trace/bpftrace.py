@@ -133,9 +133,13 @@ class Session:
     def model_functions(self) -> Dict[str, str]:
         """kernel symbol -> model function, for the functions this model runs on this kernel."""
         out = {}
+        self.unloaded = set()  # symbols of a module that is not loaded: not in kallsyms yet
         for name in trace_state(self.k).known_functions(self.k) - HELPERS:
             sym = self.kd.symbol(name)
-            if sym:
+            mod = self.kd.module(sym) if sym else ""
+            if mod and mod not in self.k.modules.loaded:
+                self.unloaded.add(sym)
+            elif sym:
                 out[sym] = name
         return out
 
@@ -210,7 +214,8 @@ class Session:
         if fn in funcs:
             table.setdefault(funcs[fn], []).append((ix, ap, fn))
             return
-        if fn in self.kd.absent or self.kd.model_name(fn) in self.kd.hidden or fn in self.kd.hidden:
+        if fn in self.kd.absent or self.kd.model_name(fn) in self.kd.hidden or fn in self.kd.hidden \
+                or fn in self.unloaded:
             self.warnings.append(self._diag(loc, f'{fn} is not traceable (either non-existing, inlined, or marked as '
                                                  f'"notrace"); attaching to it will likely fail', "WARNING"))
             failed_here.append(ap)
