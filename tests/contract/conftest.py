@@ -6,25 +6,18 @@ can run it (root and ``ip netns``), otherwise skipped with the reason. The sim-v
 comparison runs the simulator with the profile of this machine's kernel version
 (major.minor), and skips when there is none.
 """
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from nfteach.live.capability import why_not_live
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "nfteach" / "scenarios").glob("*.lab"))
 SIM_KERNEL = "6.18"
 
 
-def live_unavailable():
-    if os.geteuid() != 0:
-        return "the live backend needs root"
-    try:
-        if subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10).returncode != 0:
-            return "`ip netns` does not work here"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`ip netns` is not available: {e}"
-    return None
+#: None when the live backend can run here, else why not: the package's own check
+live_unavailable = why_not_live
 
 
 def live_profile():

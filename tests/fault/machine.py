@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from nfteach.live.capability import why_not_live
+
 #: machine-wide sysctls a lab command might try to write (read here, never written)
 SYSCTLS = ("kernel/domainname", "kernel/hostname", "kernel/modprobe", "kernel/core_pattern",
            "net/ipv4/ip_forward", "kernel/printk")
@@ -43,15 +45,8 @@ def _mounts() -> str:
     return "\n".join(sorted(out))
 
 
-def why_no_live():
-    """None when live labs can run here, else why not (no root, no ``ip netns``)."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    try:
-        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`ip netns` is not available: {e}"
-    return None if p.returncode == 0 else f"`ip netns list` failed: {p.stderr.decode().strip()}"
+#: None when live labs can run here, else why not: the package's own check
+why_no_live = why_not_live
 
 
 def snapshot() -> dict:

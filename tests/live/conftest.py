@@ -10,22 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from nfteach.live.capability import why_not_live
 from nfteach.live.namespaces import STATE_DIR, LabStamp, alive
 
-
-def _why_skip():
-    if os.geteuid() != 0:
-        return "live tests need root (they create network namespaces)"
-    try:
-        p = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`ip netns` is not available: {e}"
-    if p.returncode != 0:
-        return f"`ip netns list` failed: {p.stderr.decode().strip()}"
-    return None
-
-
-WHY_SKIP = _why_skip()
+WHY_SKIP = why_not_live()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,7 +44,6 @@ def _out(argv):
 
 def foreign_live_namespaces():
     """Namespaces of labs that other processes are running right now (not ours to judge)."""
-    import os
 
     names = set()
     if STATE_DIR.is_dir():
