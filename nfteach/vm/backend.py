@@ -111,10 +111,25 @@ class VmJob(Job):
 
     def signal(self, signum: int) -> None:
         if self._result is None:
-            if settle.waits_for(self.argv, signum):  # Ctrl-C as a person presses it: not mid-output
+            clean = settle.waits_for(self.argv, signum)
+            if clean:  # Ctrl-C as a person presses it: not mid-output
                 settle.until_idle(self._syscall)
-            self.backend._call(lambda c: c.request("signal", timeout=30, job=self.job, sig=int(signum)),
-                               console=self._console())
+            self._send(signum)
+            if clean:  # and again if the tool missed it (settle.py)
+                settle.press_again(self._ended_within, self._syscall, lambda: self._send(signum))
+
+    def _send(self, signum: int) -> None:
+        self.backend._call(lambda c: c.request("signal", timeout=30, job=self.job, sig=int(signum)),
+                           console=self._console())
+
+    def _ended_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the job to end; its output is kept for wait()."""
+        if self._result is None:
+            ans = self._wait(seconds)
+            if ans.get("timed_out"):
+                return False
+            self._result = _output(ans)
+        return True
 
     def _syscall(self) -> Optional[str]:
         """The job's /proc/PID/syscall in the guest, None once it is gone (no session

@@ -48,6 +48,60 @@ def test_only_bpftrace_clean_stops_wait():
     assert not settle.in_epoll("running") and not settle.in_epoll("") and settle.in_epoll("441 0x1")
 
 
+class _Job:
+    """A fake job for press_again: ends after ``ends_after`` signals given again; samples
+    its /proc/PID/syscall from ``lines`` (the last one repeats)."""
+
+    def __init__(self, lines, ends_after=None):
+        self.lines, self.ends_after, self.resent, self.now = list(lines), ends_after, 0, 0.0
+
+    def ended_within(self, s):
+        self.now += s
+        return self.ends_after is not None and self.resent >= self.ends_after
+
+    def read(self):
+        self.now += 0.05
+        return self.lines.pop(0) if len(self.lines) > 1 else self.lines[0]
+
+    def resend(self):
+        self.resent += 1
+
+    def sleep(self, s):
+        self.now += s
+
+    def press(self):
+        return settle.press_again(self.ended_within, self.read, self.resend, clock=lambda: self.now, sleep=self.sleep)
+
+
+def test_a_job_that_ends_after_the_signal_gets_it_once():
+    job = _Job(["232 0x5 0x0"], ends_after=0)
+    assert job.press() == 0 and job.resent == 0
+
+
+def test_a_missed_signal_is_given_again_while_the_job_idles_in_epoll():
+    # bpftrace 0.17: SIGINT between two epoll_waits is ignored until another event comes
+    job = _Job(["232 0x5 0x0"], ends_after=1)
+    assert job.press() == 1 and job.resent == 1
+
+
+def test_a_job_busy_on_its_way_out_is_not_signalled_again():
+    # printing its maps: bpftrace 0.17 has SIGINT back at SIG_DFL there, a second one kills it
+    job = _Job(["running"])
+    assert job.press() == 0
+    job = _Job(["232 0x5 0x0", "232 0x5 0x0", "1 0x1 0x7f"])  # its last drain, then writing
+    assert job.press() == 0
+
+
+def test_a_job_gone_between_two_looks_is_left_alone():
+    job = _Job(["232 0x5 0x0", None])
+    assert job.press() == 0
+
+
+def test_a_job_that_never_ends_is_signalled_a_bounded_number_of_times():
+    job = _Job(["232 0x5 0x0"])
+    assert job.press() == settle.PRESSES == job.resent
+
+
 COUNTING_BT = """kprobe:ipv4_conntrack_defrag,
 kprobe:ipv4_conntrack_in
 {
