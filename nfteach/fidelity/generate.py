@@ -271,7 +271,7 @@ def script(rng: random.Random, backend: str = "vm") -> List[str]:
         lines.append("kill -INT %1")
     if st.tracing:
         lines.append("sudo trace-cmd stop")
-        lines.append("sudo cat /sys/kernel/debug/tracing/trace | head -n 5")
+        lines.append("sudo cat /sys/kernel/debug/tracing/trace")
     return lines
 
 

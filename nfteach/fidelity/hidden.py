@@ -34,13 +34,15 @@ def inlined_at_calls(file: Path, addr: int, size: int) -> set:
 
 #: lab lines that run the model's paths through conntrack, for the calls the model makes
 #: (which function calls which): connections to the listener, to a closed port (the RST
-#: kills the entry) and to a dropped port, then a flush
+#: kills the entry) and to a dropped port, then a flush (which loads ctnetlink), and one
+#: more connection, whose events go to ctnetlink
 MODEL_PATHS = """sudo modprobe nf_conntrack enable_hooks=1
 sudo iptables-legacy -A INPUT -p tcp --dport 2571 -j DROP
 @host nc -w 1 -z 192.168.122.204 22
 @host nc -w 1 -z 192.168.122.204 2570
 @host nc -w 1 -z 192.168.122.204 2571
 sudo conntrack -F
+@host nc -w 1 -z 192.168.122.204 22
 """
 
 

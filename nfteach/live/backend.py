@@ -356,7 +356,7 @@ class LiveBackend(Backend):
                 missing.append("trace-cmd is not installed")
             if not capability.ftrace_probe().get("ftrace_function"):
                 missing.append("the ftrace function tracers are not available on this kernel")
-            why = "trace-cmd: " + ("; ".join(missing) or "not wired into the live backend")
+            why = "; ".join(missing) or "not wired into the live backend"
         return Output.of(stderr=f"nfteach: {name}: {why}; run it with --backend vm\n", status=2)
 
     # -- structured conntrack state ---------------------------------------------------

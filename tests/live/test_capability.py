@@ -20,3 +20,17 @@ def test_probe_and_report():
         assert caps["bpftrace"]["kprobe"] is not True
         assert caps["nft_list_hooks"] is False
         assert "use --backend vm" in text
+
+
+def test_a_refused_tracer_says_why_once():
+    """trace-cmd on a kernel without function tracers (or without trace-cmd): one line that
+    names the tool once and says what is missing and where it runs."""
+    from nfteach import Lab
+
+    with Lab("live") as lab:
+        out = lab.run("sudo trace-cmd start -p function_graph -g nf_confirm")
+    if out.status == 0:
+        pytest.skip("this machine has trace-cmd and the function tracers: nothing is refused")
+    text = out.output
+    assert text.count("\n") == 1 and text.count("trace-cmd") == 1 + text.count("trace-cmd is not installed"), text
+    assert text.startswith("nfteach: trace-cmd: ") and "--backend vm" in text, text

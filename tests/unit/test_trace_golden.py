@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nfteach import Lab
+from nfteach.fidelity.graph import call_tree, packets
 from nfteach.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,38 +64,12 @@ def test_bpftrace_syn_lines(kernel):
     assert syns(mine) == syns(real)
 
 
-#: interrupt entries that land inside a real function_graph (timer ticks, IPIs on a slow TCG
-#: guest): they and everything under them are left out of the comparison, the model has none
-INTERRUPT_NOISE = re.compile(r"^(irq_enter|irq_exit|__sysvec_|sysvec_|asm_sysvec_|"
-                             # the slab allocator's slow path: a new slab page for the cache
-                             # (allocator state, not the packet's path; 6.12's first nf_conn)
-                             r"___slab_alloc)")
-
-
-def _call_tree(text):
-    """[(depth, function)] of a function_graph, interrupt noise (and its subtree) left out."""
-    out, skip = [], None
-    for ln in text.splitlines():
-        m = re.match(r"^ ?\d+\) .{14}\|( +)([\w.]+)(?: \[\w+\])?\(\)", ln)
-        if not m:
-            continue
-        depth, name = len(m.group(1)) // 2 - 1, m.group(2)
-        if skip is not None and depth > skip:
-            continue
-        skip = None
-        if INTERRUPT_NOISE.match(name):
-            skip = depth
-            continue
-        out.append((depth, name))
-    return out
-
-
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_function_graph_same_call_tree(kernel):
+def test_function_graph_samecall_tree(kernel):
     """Every graphed call, its callees (RCU, locks, slab, checksum helpers included) and their
     nesting, in order: the two new SYNs (init_conntrack) and the session's packets."""
-    real = _call_tree(output_of(golden(kernel, "trace-function-graph"), "sudo cat"))
-    mine = _call_tree(output_of(sim(kernel, "trace-function-graph"), "sudo cat"))
+    real = call_tree(output_of(golden(kernel, "trace-function-graph"), "sudo cat"))
+    mine = call_tree(output_of(sim(kernel, "trace-function-graph"), "sudo cat"))
     assert any(n.startswith("init_conntrack") for _, n in real)
     assert mine == real
 
@@ -150,3 +125,17 @@ def _sorted_maps(text):
 def test_variations_same_answer_as_the_real_kernel(kernel):
     real = golden(kernel, "trace-variations")
     assert _sorted_maps(normalize(sim(kernel, "trace-variations"))) == _sorted_maps(normalize(real))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_confirm_hook_samecall_tree(kernel):
+    """The confirm hook packet by packet, before and after nf_conntrack_netlink is loaded: the
+    insert of each new entry under its buckets' locks, and on 5.10 the event delivery after
+    every packet, which asks ctnetlink for listeners when the packet changed the entry."""
+    real, mine = golden(kernel, "trace-confirm-graph"), sim(kernel, "trace-confirm-graph")
+    roots = {"nf_confirm"}
+    for nth in (0, 1):
+        want = packets(call_tree(output_of(real, "sudo cat", nth), roots))
+        assert any(("__nf_conntrack_confirm", 1) in p for p in want)
+        assert packets(call_tree(output_of(mine, "sudo cat", nth), roots)) == want, f"trace {nth + 1}"
+

@@ -7,6 +7,7 @@ import pytest
 
 from nfteach import Lab
 from nfteach.sim.kernel.conntrack import Conntrack
+from nfteach.sim.kernel.ct_confirm import CtConfirm
 from nfteach.sim.kernel.skb import ACK, SYN, SYN_OPTIONS_LEN, Skb
 from nfteach.sim.kernel.stack import Stack
 
@@ -52,6 +53,7 @@ def test_same_model_with_and_without_a_listener(kernel):
 
 def test_frameless_copies_are_installed():
     assert Conntrack.trace_only_methods == {"_pernet", "_ext_add"}
+    assert CtConfirm.trace_only_methods == {"_double_lock", "_double_unlock"}
     for fn in (Stack.ip_rcv, Stack.nf_hook, Conntrack.nf_conntrack_in, Conntrack.init_conntrack,
                Conntrack.nf_conntrack_confirm):
         assert "listeners" in fn.__code__.co_names, fn.__qualname__

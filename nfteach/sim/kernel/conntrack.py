@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+from .ct_confirm import CtConfirm
 from .ct_netns import CtNetns
+from .ecache import CtEcache
 from .netfilter import (
     NF_ACCEPT,
     NF_DROP,
@@ -19,6 +21,7 @@ from .nf_conn import (  # noqa: F401 (the entry's names are this module's API to
     IPCT_ASSURED,
     IPCT_DESTROY,
     IPCT_NEW,
+    IPCT_PROTOINFO,
     IPCT_RELATED,
     IPCT_REPLY,
     IPS_ASSURED,
@@ -48,11 +51,9 @@ from .skb import (
 from .tcp_ct import tcp_new, tcp_packet
 from .tracer import _NULL, _Frame, untraced_branch
 
-_EV_NEW = 1 << IPCT_NEW
-
 
 @untraced_branch
-class Conntrack(CtNetns):
+class Conntrack(CtNetns, CtConfirm, CtEcache):
     """The nf_conntrack module: kernel-wide state and the per-namespace functions."""
 
     def __init__(self, kernel):
@@ -82,16 +83,6 @@ class Conntrack(CtNetns):
     def ipv4_conntrack_local(self, skb, state) -> int:
         return self.nf_conntrack_in(skb, state)
 
-    def ipv4_confirm(self, skb, state) -> int:
-        # 5.10/6.1: the hook function ipv4_confirm tail-calls nf_confirm; 6.18 registers nf_confirm itself
-        with (_NULL if self.profile.hookfn.get("confirm4") == "nf_confirm" else self._t("nf_confirm", skb=skb)):
-            ct = skb.nfct
-            if ct is None or ct.status & IPS_CONFIRMED:
-                return NF_ACCEPT
-            if skb.ctinfo is not None and skb.ctinfo >= IP_CT_IS_REPLY:
-                return NF_ACCEPT
-            return self.nf_conntrack_confirm(skb, state)
-
     # -- the packet path through conntrack -----------------------------------------------
     def nf_conntrack_in(self, skb, state) -> int:
         net = state.net
@@ -120,13 +111,15 @@ class Conntrack(CtNetns):
                                 pass
                     with self._t("spin_lock_bh"):  # ct->lock
                         pass
-                    status = ct.status
+                    status, old_state = ct.status, ct.state
                     verdict, timeout, actions = tcp_packet(ct, skb, direction, status & IPS_SEEN_REPLY, status & IPS_ASSURED)
                     with self._t("nf_ct_seq_offset"):  # tcp_in_window
                         pass
                     with self._t("spin_unlock_bh"):
                         with self._t("local_bh_enable"):
                             pass
+                    if ct.state != old_state:
+                        self.nf_conntrack_event_cache(IPCT_PROTOINFO, ct)
                     if verdict == "kill":
                         # the first reply to an unanswered entry is a RST: nf_ct_kill_acct() counts
                         # the packet and deletes the entry, in tcp_packet (function_graph, 5.10/6.12)
@@ -148,10 +141,10 @@ class Conntrack(CtNetns):
                     return NF_ACCEPT
             if "assured" in actions:
                 ct.status |= IPS_ASSURED
-                ct.ecache |= 1 << IPCT_ASSURED
+                self.nf_conntrack_event_cache(IPCT_ASSURED, ct)
             if skb.ctinfo == IP_CT_ESTABLISHED_REPLY and not ct.status & IPS_SEEN_REPLY:
                 ct.status |= IPS_SEEN_REPLY
-                ct.ecache |= 1 << IPCT_REPLY
+                self.nf_conntrack_event_cache(IPCT_REPLY, ct)
             return NF_ACCEPT
 
     def resolve_normal_ct(self, net, skb, state) -> Optional[int]:
@@ -300,6 +293,8 @@ class Conntrack(CtNetns):
 
     def nf_ct_del_from_dying_or_unconfirmed_list(self, ct: NfConn) -> None:
         with self._t(self.profile.fn("del_unconfirmed") or "nf_ct_del_from_unconfirmed_list", ct=ct):
+            with self._t("spin_lock"):  # the per-cpu list's lock
+                pass
             nct = ct.net.ct
             lst = nct.unconfirmed[ct.cpu]
             if ct in lst:
@@ -333,39 +328,6 @@ class Conntrack(CtNetns):
             self._acct_add(ct, skb, direction)
             self._kill(ct)
 
-    def nf_conntrack_confirm(self, skb, state) -> int:
-        ct = skb.nfct
-        net = ct.net
-        with self._t(self.profile.fn("confirm_core") or "__nf_conntrack_confirm"):
-            self.nf_ct_del_from_dying_or_unconfirmed_list(ct)
-            if ct.status & IPS_DYING:
-                net.ct.stat["insert_failed"] += 1
-                return NF_DROP
-            t0, t1 = ct.orig, ct.reply
-            nct = net.ct
-            table = nct.table
-            # both tuples must be free; each is hashed once (setdefault inserts if free)
-            if table.setdefault(t0, ct) is not ct:
-                nct.stat["insert_failed"] += 1
-                return NF_DROP
-            if table.setdefault(t1, ct) is not ct:
-                del table[t0]
-                nct.stat["insert_failed"] += 1
-                return NF_DROP
-            ct.timeout += self.kernel.now
-            ct.use += 1
-            ct.status |= IPS_CONFIRMED
-            b = ct.hash % self.htable_size
-            ct.hash = 0
-            chain = nct.orig_buckets.get(b)
-            if chain is None:
-                nct.orig_buckets[b] = [ct]
-            else:
-                chain.append(ct)
-            nct.stat["insert"] += 1
-            ct.ecache |= _EV_NEW
-            return NF_ACCEPT
-
     # -- deletion and freeing -------------------------------------------------------------
     def _unhash(self, ct: NfConn) -> None:
         net = ct.net
@@ -385,7 +347,6 @@ class Conntrack(CtNetns):
             if ct.status & IPS_DYING:
                 return
             ct.status |= IPS_DYING
-            ct.ecache |= 1 << IPCT_DESTROY
             self._unhash(ct)
             if self.profile.has_unconfirmed_list:
                 ct.net.ct.dying.append(ct)

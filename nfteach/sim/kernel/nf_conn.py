@@ -43,7 +43,7 @@ def ct_tuple(src: str, dst: str, protonum: int, sport: int, dport: int) -> CtTup
 _ct_ids = itertools.count(1)
 
 # enum ip_conntrack_events: the bits of the event cache (nf_conntrack_ecache.h)
-IPCT_NEW, IPCT_RELATED, IPCT_DESTROY, IPCT_REPLY, IPCT_ASSURED = 0, 1, 2, 3, 4
+IPCT_NEW, IPCT_RELATED, IPCT_DESTROY, IPCT_REPLY, IPCT_ASSURED, IPCT_PROTOINFO = 0, 1, 2, 3, 4, 5
 EVENT_NAMES = ((IPCT_NEW, "NEW"), (IPCT_REPLY, "SEEN_REPLY"), (IPCT_ASSURED, "ASSURED"), (IPCT_DESTROY, "DESTROY"))
 
 
@@ -71,7 +71,7 @@ class NfConn(tcp_ct.TcpCt):
         # nf_conn_acct: packets, bytes per direction
         self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
         self.on_unconfirmed = False
-        self.ecache = 0  # events raised (bit IPCT_*), as nf_conntrack_ecache's cache
+        self.ecache = 0  # events cached, not yet delivered (bit IPCT_*): nf_conntrack_ecache's ``cache``
         self.hash = hash_  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
 
     #: ct->mark and the zone: not modelled (docs/simulator.md), always 0

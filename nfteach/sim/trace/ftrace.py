@@ -13,15 +13,35 @@ two spaces of indent per level, module tags, task switch separators).
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import List
 
 from ...model.backend import Output
 from .kdata import ENTRY_NS, KData
 from .result import TraceEvent, TraceResult, _proc, graph_duration  # noqa: F401 (graph_duration: API)
-from .state import trace_state
+from .state import profile_functions, trace_state
 
 TRACE_FILES = ("/sys/kernel/debug/tracing/trace", "/sys/kernel/tracing/trace")
+#: trace-cmd start -g F when the kernel refuses F in set_graph_function (EINVAL): die() in
+#: trace-cmd's trace-record.c, the strerror line first; the same in trace-cmd 3.1 (Debian 12)
+#: and 3.3 (Debian 13), as the vm guests print it (nfteach fidelity, seed 2)
+GRAPH_FUNCTION_REFUSED = ("trace-cmd: Invalid argument\n  Failed to write {f} to set_graph_function.\n"
+                          "Perhaps this function is not available for tracing.\n"
+                          "run 'trace-cmd list -f {f}' to see if it is.\n")
+
+
+@functools.lru_cache(maxsize=1)
+def _symbols_elsewhere() -> frozenset:
+    """Kernel symbols of the functions the model runs on any kernel profile."""
+    from ...model.profile import available_profiles, load_profile
+
+    out = set()
+    for name in available_profiles():
+        prof = load_profile(name)
+        kd = KData(prof)
+        out |= {kd.symbol(f) for f in profile_functions(prof)} - {None}
+    return frozenset(out)
 @dataclass
 class _Open:
     symbol: str
@@ -158,6 +178,11 @@ def trace_cmd(kernel, ns, argv) -> Output:
                              "(supported: -p function_graph)\n", status=2)
         known = {kd.symbol(f) for f in trace_state(kernel).known_functions(kernel)} - {None}
         for g in graph:
+            mod = kd.module(g) if g in known else ""
+            if (mod and mod not in kernel.modules.loaded) or (g not in known and g in _symbols_elsewhere()):
+                # not in available_filter_functions: its module is not loaded, or this kernel
+                # has no such function (6.12 has no ipv4_confirm); the kernel refuses the write
+                return Output.of(stderr=GRAPH_FUNCTION_REFUSED.format(f=g), status=22)
             if g not in known:
                 near = difflib.get_close_matches(g, sorted(known), n=4, cutoff=0.5)
                 hint = f"closest: {', '.join(near)}" if near else f"-g takes one of the {len(known)} it models"

@@ -22,12 +22,17 @@ MODEL_FUNCTIONS = {
     # conntrack's own callees that function_graph shows (traced calls only, no model state)
     "nf_ct_ecache_ext_add", "nf_ct_ext_add", "__nf_ct_try_assign_helper", "__nf_ct_helper_find",
     "nf_ct_seq_offset", "tcp_new", "tcp_options", "__nf_ct_refresh_acct", "nf_ct_acct_add",
+    "nf_conntrack_double_lock", "nf_conntrack_lock", "nf_conntrack_double_unlock",
+    "__nf_conntrack_insert_prepare", "__nf_conntrack_hash_insert",
+    # events: delivered from the confirm hook to ctnetlink (nf_conntrack_ecache.c)
+    "nf_ct_deliver_cached_events", "ctnetlink_conntrack_event", "nfnetlink_has_listeners",
 }
 #: kernel helpers the model calls only where conntrack calls them (RCU, locks, slab, checksum):
 #: function_graph shows them inside the modelled functions; a kprobe on one would miss every
 #: other caller in the kernel, so bpftrace does not offer them. Names per kernel: [trace.symbols].
 HELPERS = {
-    "rcu_read_lock", "rcu_read_unlock", "net_generic", "spin_lock", "spin_lock_bh", "spin_unlock_bh",
+    "rcu_read_lock", "rcu_read_unlock", "net_generic", "spin_lock", "spin_unlock", "spin_lock_bh", "spin_unlock_bh",
+    "get_random_u8", "netlink_has_listeners",
     "local_bh_enable", "kmem_cache_alloc", "should_failslab", "krealloc", "__kmalloc_track_caller",
     "kmalloc_slab", "kfree", "nf_checksum", "nf_ip_checksum",
 }
@@ -37,6 +42,12 @@ CAUSES = ("tcp_v4_connect", "tcp_sendmsg", "tcp_close", "tcp_retransmit_timer")
 #: the lab's processes, as ``comm`` shows them
 SESSION_COMM = "python3"
 _FIRST_PID = 1017
+
+
+def profile_functions(p) -> set:
+    """The model functions (model names) a kernel profile runs."""
+    return MODEL_FUNCTIONS | set(p.hookfn.values()) | {v for v in p.functions.values() if v} | {
+        "nf_ct_del_from_unconfirmed_list"}
 
 
 class TraceState:
@@ -107,9 +118,7 @@ class TraceState:
         return None
 
     def known_functions(self, kernel) -> set:
-        p = kernel.profile
-        return MODEL_FUNCTIONS | set(p.hookfn.values()) | {v for v in p.functions.values() if v} | {
-            "nf_ct_del_from_unconfirmed_list"}
+        return profile_functions(kernel.profile)
 
     def kaddr(self, sym: str, off: int) -> int:
         return 0xFFFFFFFF81000000 + (zlib.crc32(sym.encode()) % 0xE00000) + off

@@ -1,0 +1,87 @@
+"""What a ``function_graph`` trace says, with what only timing decides left out: the call
+tree of each packet, in order, for comparing the model's trace with a real kernel's.
+
+A real trace carries noise the model does not have: timer interrupts and IPIs that land
+inside a traced call (and the slab allocator's slow path), the scheduler finishing a task
+switch under the tracer (``finish_task_switch() {``, ``__mmdrop() {`` at the top level), a
+graph that starts inside a call (the next calls indented too deep), and one session packet
+more or less between ``trace-cmd start`` and ``stop``. :func:`call_tree` drops the first
+kinds (reading depth from the braces, not the indentation); :func:`packets` counts a run of
+equal packets once.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, List, Optional, Tuple
+
+#: interrupt entries that land inside a real function_graph (timer ticks, IPIs on a slow TCG
+#: guest): they and everything under them are left out, the model has none
+INTERRUPT_NOISE = re.compile(r"^(irq_enter|irq_exit|__sysvec_|sysvec_|asm_sysvec_|"
+                             # the slab allocator's slow path: a new slab page for the cache
+                             # (allocator state, not the packet's path; 6.12's first nf_conn)
+                             r"___slab_alloc)")
+#: the scheduler's return into a task switched out while the tracer was off: function_graph
+#: opens it where the task resumes (``finish_task_switch() {``, 5.10 and 6.1 guests) and nests
+#: what the task runs next under it; left out, its calls moved up one level
+SCHEDULER_RESUME = re.compile(r"^finish_task_switch(\.\w+\.\d+)?$")
+_ENTRY = re.compile(r"^ ?\d+\) .{14}\|\s+([\w.]+)(?: \[\w+\])?\(\)( \{)?")
+_EXIT = re.compile(r"^ ?\d+\) .{14}\|\s+\}")
+HEADER = "# tracer: function_graph"
+
+Tree = List[Tuple[int, str]]
+
+
+def call_tree(text: str, roots: Optional[Iterable[str]] = None) -> Tree:
+    """[(depth, function)] of a function_graph, interrupt noise (and its subtree) left out;
+    with ``roots`` (the functions of ``-g``), a top-level call of anything else too: what a
+    task the scheduler switched in finishes under the tracer (6.1: ``__mmdrop() {``)."""
+    roots = set(roots or ())
+    out: Tree = []
+    stack: List[str] = []  # for each open call: "keep", "noise" (its subtree) or "resume"
+    for ln in text.splitlines():
+        if _EXIT.match(ln):
+            if stack:
+                stack.pop()
+            continue
+        m = _ENTRY.match(ln)
+        if not m:
+            continue
+        name, opens = m.group(1), bool(m.group(2))
+        depth = stack.count("keep")
+        if "noise" in stack or INTERRUPT_NOISE.match(name) or (
+                roots and not depth and name not in roots and not SCHEDULER_RESUME.match(name)):
+            kind = "noise"
+        elif SCHEDULER_RESUME.match(name):
+            kind = "resume"
+        else:
+            kind = "keep"
+            out.append((depth, name))
+        if opens:
+            stack.append(kind)
+    return out
+
+
+def packets(tree: Tree) -> List[tuple]:
+    """The call trees of one packet each (a top-level call and what it ran), a run of equal
+    ones counted once: how many of the session's packets land between ``trace-cmd start``
+    and ``stop`` is timing (one keystroke more or less on a real guest)."""
+    out: List[list] = []
+    for depth, name in tree:
+        if depth == 0:
+            out.append([])
+        if out:
+            out[-1].append((name, depth))
+    trees = [tuple(p) for p in out]
+    return [p for i, p in enumerate(trees) if i == 0 or p != trees[i - 1]]
+
+
+def is_graph(output: str) -> bool:
+    return output.startswith(HEADER + "\n")
+
+
+def same_graph(model: str, real: str) -> bool:
+    """Do two function_graph traces make the same calls, packet by packet? The model's
+    top-level functions are the roots (it has no noise of its own)."""
+    mine = call_tree(model)
+    roots = {n for d, n in mine if d == 0}
+    return packets(mine) == packets(call_tree(real, roots))
