@@ -65,6 +65,7 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
         self.nf_conntrack_max = self.profile.nf_conntrack_max
         self.htable_size = self.profile.nf_conntrack_buckets  # the `hashsize` module parameter
         self.tcp_loose = 1
+        self._ecache = bool(self.profile.extra.get("ct_event_cache", False))  # ecache.py
         self.dmesg: List[str] = []
 
     # -- tracing helper -------------------------------------------------------------------

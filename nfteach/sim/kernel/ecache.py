@@ -8,14 +8,13 @@ from .tracer import untraced_branch
 
 @untraced_branch
 class CtEcache:
-    """The event cache of each entry and its delivery to ctnetlink's notifier."""
+    """The event cache of each entry and its delivery to ctnetlink's notifier.
 
-    @property
-    def _ecache(self) -> bool:
-        """Does every entry get an event cache (``nf_ct_ecache_ext_add``)? With
-        nf_conntrack_events=1, 5.10's default, yes; 5.19+ default to 2, which adds one only
-        while ctnetlink has a listener (``conntrack -E``, not modelled): never here."""
-        return self.profile.extra.get("ct_event_cache", False)
+    ``_ecache`` (set by Conntrack): does every entry get an event cache
+    (``nf_ct_ecache_ext_add``)? With nf_conntrack_events=1, 5.10's default, yes (profile key
+    ``ct_event_cache``); 5.19+ default to 2, which adds one only while ctnetlink has a
+    listener (``conntrack -E``, not modelled): never here.
+    """
 
     def _notifier(self) -> bool:
         """Is ctnetlink's event notifier registered (``net->ct.nf_conntrack_event_cb``)? It
@@ -32,7 +31,7 @@ class CtEcache:
         """Hand the events cached on a confirmed, live entry to ctnetlink, which sends them
         only if someone listens (``nfnetlink_has_listeners``; the lab has no listener)."""
         with self._t("nf_ct_deliver_cached_events", ct=ct):
-            if self._notifier() and ct.status & IPS_CONFIRMED and not ct.status & IPS_DYING and ct.ecache:
+            if ct.ecache and self._notifier() and ct.status & IPS_CONFIRMED and not ct.status & IPS_DYING:
                 ct.ecache = 0
                 with self._t("ctnetlink_conntrack_event"):
                     with self._t("nfnetlink_has_listeners"):
