@@ -82,14 +82,14 @@ class Kernel:
         if name == "nf_conntrack":
             val = params.get("enable_hooks", "0").lower()
             self.conntrack.load(enable_hooks=val in ("1", "y", "yes", "true", "on"))
-        elif name == "iptable_filter" and self.profile.extra.get("xtables", {}).get("filter_in_init_net"):
-            # iptable_filter_net_init(): `net == &init_net || !forward` before 5.13 (then
-            # `!forward` only): the filter table and its hooks exist in init_net at load
-            from .ip_tables import XtTable
+        elif name.startswith("iptable_") and self.profile.extra.get("xtables", {}).get("tables_in_init_net"):
+            # before 5.13 the module's init instantiates its table in init_net (profile
+            # xtables.tables_in_init_net): the table and its hooks exist there at load
+            from .ip_tables import TABLES, XtTable
 
-            ns = self.namespaces.get("init_net")
-            if ns is not None and "filter" not in ns.xt:
-                ns.xt["filter"] = XtTable(ns, "filter")
+            ns, table = self.namespaces.get("init_net"), name[len("iptable_"):]
+            if ns is not None and table in TABLES and table not in ns.xt:
+                ns.xt[table] = XtTable(ns, table)
 
     def _module_unloaded(self, name: str) -> None:
         if name == "nf_conntrack":
