@@ -34,22 +34,24 @@ class XtChain:
 class XtTable:
     """One legacy table in one namespace, with its hooks registered."""
 
-    def __init__(self, ns, name: str):
+    def __init__(self, ns, name: str, family: str = "ipv4"):
         builtins, prio, role = TABLES[name]
         self.ns, self.name = ns, name
         self.chains: Dict[str, XtChain] = {c: XtChain(c, True) for c in builtins}
+        v6 = family == "ipv6"
+        module = f"ip6table_{name}" if v6 else f"iptable_{name}"
         # libiptc's first getsockopt needs ip_tables, which iptables modprobes itself when it
         # is missing; the kernel then autoloads the table (xt_find_table_lock): on vm 5.10
         # lsmod shows ip_tables loaded before nf_nat for `iptables-legacy -t nat -N FID`
-        kcall(ns, "request_module", "ip_tables")
-        kcall(ns, "request_module", f"iptable_{name}")
+        kcall(ns, "request_module", "ip6_tables" if v6 else "ip_tables")
+        kcall(ns, "request_module", module)
         self.unplug = []
         for c in builtins:
             fn = self._hook(c)
             if name == "nat":
-                self.unplug.append(nat_register(ns, "ipv4", HOOKNUM[c], NAT_PRIO[c], fn, "iptable_nat"))
+                self.unplug.append(nat_register(ns, family, HOOKNUM[c], NAT_PRIO[c], fn, module))
             else:
-                ops = HookOps("ipv4", HOOKNUM[c], prio, ns.kernel.profile.hookfn[role + "4"], f"iptable_{name}",
+                ops = HookOps(family, HOOKNUM[c], prio, ns.kernel.profile.hookfn[role + ("6" if v6 else "4")], module,
                               fn=fn)
                 ns.nf.register(ops)
                 self.unplug.append(lambda o=ops: ns.nf.unregister(o))

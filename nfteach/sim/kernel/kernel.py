@@ -82,21 +82,23 @@ class Kernel:
         if name == "nf_conntrack":
             val = params.get("enable_hooks", "0").lower()
             self.conntrack.load(enable_hooks=val in ("1", "y", "yes", "true", "on"))
-        elif name.startswith("iptable_") and self.profile.extra.get("xtables", {}).get("tables_in_init_net"):
+        elif name.startswith(("iptable_", "ip6table_")) and self.profile.extra.get("xtables", {}).get("tables_in_init_net"):
             # before 5.13 the module's init instantiates its table in init_net (profile
             # xtables.tables_in_init_net): the table and its hooks exist there at load
             from .ip_tables import TABLES, XtTable
 
-            ns, table = self.namespaces.get("init_net"), name[len("iptable_"):]
-            if ns is not None and table in TABLES and table not in ns.xt:
-                ns.xt[table] = XtTable(ns, table)
+            v6 = name.startswith("ip6")
+            ns, table = self.namespaces.get("init_net"), name.split("_", 1)[1]
+            tables = None if ns is None else (ns.xt6 if v6 else ns.xt)
+            if tables is not None and table in TABLES and table not in tables:
+                tables[table] = XtTable(ns, table, "ipv6" if v6 else "ipv4")
 
     def _module_unloaded(self, name: str) -> None:
         if name == "nf_conntrack":
             self.conntrack.unload()
-        elif name.startswith("iptable_"):
+        elif name.startswith(("iptable_", "ip6table_")):
             for ns in self.namespaces.values():  # only an unused table can go: its hooks go
-                t = ns.xt.pop(name[len("iptable_"):], None)
+                t = (ns.xt6 if name.startswith("ip6") else ns.xt).pop(name.split("_", 1)[1], None)
                 if t is not None:
                     t.release()
         elif name == "nf_tables":

@@ -52,6 +52,7 @@ class Netns:
         self.inum = inum
         self.nf = NetnsNf()
         self.xt: Dict[str, object] = {}  # iptables-legacy tables: name -> table
+        self.xt6: Dict[str, object] = {}  # ip6tables-legacy tables (registered, never run: no IPv6 traffic)
         self.nft: Optional[object] = None  # nftables state, created on first use
         self.addr: Optional[str] = None
         self.peer: Optional[Netns] = None
