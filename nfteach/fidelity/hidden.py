@@ -35,7 +35,7 @@ def inlined_at_calls(file: Path, addr: int, size: int) -> set:
 #: lab lines that run the model's paths through conntrack, for the calls the model makes
 #: (which function calls which): connections to the listener, to a closed port (the RST
 #: kills the entry) and to a dropped port, then a flush (which loads ctnetlink), and one
-#: more connection, whose events go to ctnetlink
+#: more connection and one more RST, whose events go to ctnetlink
 MODEL_PATHS = """sudo modprobe nf_conntrack enable_hooks=1
 sudo iptables-legacy -A INPUT -p tcp --dport 2571 -j DROP
 @host nc -w 1 -z 192.168.122.204 22
@@ -43,6 +43,7 @@ sudo iptables-legacy -A INPUT -p tcp --dport 2571 -j DROP
 @host nc -w 1 -z 192.168.122.204 2571
 sudo conntrack -F
 @host nc -w 1 -z 192.168.122.204 22
+@host nc -w 1 -z 192.168.122.204 2570
 """
 
 
@@ -148,4 +149,28 @@ def graph_calls(text: str) -> set:
         out.add((stack[-1][1] if stack else "", m["fn"]))
         if m["open"]:
             stack.append((ind, m["fn"]))
+    return out
+
+
+def site_symbols(kernel: str, prof, clones: Dict[str, str], where: Dict[str, tuple]) -> Dict[str, str]:
+    """``[trace.symbols_at]``: ``"caller>callee"`` -> the clone of the callee that the caller
+    calls directly (``objdump``) where it does not call the function itself (5.10:
+    ``nf_ct_kill_acct`` calls ``nf_ct_delete.part.0``). Model callers and callees from the
+    simulator's own stacks on MODEL_PATHS."""
+    names = {**prof.extra.get("trace", {}).get("symbols", {}), **clones}
+    out: Dict[str, str] = {}
+    calls_of: Dict[str, set] = {}
+    for stack in sorted(model_stacks(kernel)):
+        if len(stack) < 2:
+            continue
+        caller, callee = stack[-2], stack[-1]
+        cs, s = names.get(caller, caller), names.get(callee, callee)
+        if cs not in where or s not in where:
+            continue
+        if cs not in calls_of:
+            cfile, caddr, csize = where[cs]
+            calls_of[cs] = {c for _a, _n, c in direct_calls(cfile, caddr, csize, jumps=True)}
+        clone = sorted(c for c in calls_of[cs] if CLONE.match(c) and CLONE.match(c)["base"] == s)
+        if clone and s not in calls_of[cs]:
+            out[f"{caller}>{callee}"] = clone[0]
     return out

@@ -139,3 +139,15 @@ def test_confirm_hook_samecall_tree(kernel):
         assert any(("__nf_conntrack_confirm", 1) in p for p in want)
         assert packets(call_tree(output_of(mine, "sudo cat", nth), roots)) == want, f"trace {nth + 1}"
 
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_delete_path_same_call_tree(kernel):
+    """A closed port's RST kills the entry (nf_ct_kill_acct -> nf_ct_delete, 5.10's clone
+    nf_ct_delete.part.0 at that call): the unhash under both locks, 5.10's dying list and
+    DESTROY event to ctnetlink, and the RST's checksum summed in software."""
+    real, mine = golden(kernel, "trace-delete-graph"), sim(kernel, "trace-delete-graph")
+    roots = {"ipv4_conntrack_in"}
+    want = packets(call_tree(output_of(real, "sudo cat"), roots))
+    assert any(("nf_ct_remove_expectations", d) in p for p in want for d in range(4, 12))
+    assert packets(call_tree(output_of(mine, "sudo cat"), roots)) == want

@@ -41,12 +41,14 @@ from .nf_conn import (  # noqa: F401 (the entry's names are this module's API to
     hash_conntrack_raw,
 )
 from .skb import (
+    ACK,
     IP_CT_ESTABLISHED,
     IP_CT_ESTABLISHED_REPLY,
     IP_CT_IS_REPLY,
     IP_CT_NEW,
     IP_CT_UNTRACKED,
     IPPROTO_TCP,
+    SYN,
 )
 from .tcp_ct import tcp_new, tcp_packet
 from .tracer import _NULL, _Frame, untraced_branch
@@ -105,11 +107,17 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
                     if state.hooknum == PRE_ROUTING:  # tcp_error: checksum of what comes in (nf_conntrack_checksum=1)
                         with self._t("nf_checksum"):
                             with self._t("nf_ip_checksum"):
-                                pass
+                                if skb.csum_complete:  # not offloaded: summed over the packet
+                                    with self._t("__skb_checksum_complete"):
+                                        with self._t("__skb_checksum"):
+                                            with self._t("csum_partial"):
+                                                with self._t("do_csum"):
+                                                    pass
                     if not ct.confirmed:  # tcp_new() ran in init_conntrack here: its traced calls
                         with self._t("tcp_new"):
-                            with self._t("tcp_options"):
-                                pass
+                            if skb.flags & SYN and not skb.flags & ACK:  # a picked-up entry: no options read
+                                with self._t("tcp_options"):
+                                    pass
                     with self._t("spin_lock_bh"):  # ct->lock
                         pass
                     status, old_state = ct.status, ct.state
@@ -331,6 +339,15 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
 
     # -- deletion and freeing -------------------------------------------------------------
     def _unhash(self, ct: NfConn) -> None:
+        """Both tuples out of the hash table, under their buckets' locks."""
+        with self._t("hash_conntrack_raw"):
+            pass
+        with self._t("hash_conntrack_raw"):
+            pass
+        self._double_lock()
+        with self._t("nf_ct_remove_expectations"):
+            pass
+        self._double_unlock()
         net = ct.net
         table = net.ct.table
         for t in (ct.orig, ct.reply):
@@ -344,13 +361,32 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
                         net.ct.orig_buckets.pop(b, None)
 
     def nf_ct_delete(self, ct: NfConn) -> None:
+        """``nf_ct_delete()``: the DESTROY event (5.10: to ctnetlink, with every entry's event
+        cache), then out of the hash table under both buckets' locks; 5.10 moves it to the
+        dying list (the per-cpu lists went in 5.19: ``__nf_ct_delete_from_lists``)."""
         with self._t("nf_ct_delete"):
             if ct.status & IPS_DYING:
                 return
             ct.status |= IPS_DYING
-            self._unhash(ct)
+            if self._ecache and self._notifier():
+                self.nf_conntrack_eventmask_report(ct)
             if self.profile.has_unconfirmed_list:
-                ct.net.ct.dying.append(ct)
+                with self._t("nf_ct_delete_from_lists"):
+                    with self._t("nf_ct_helper_destroy"):
+                        pass
+                    self._unhash(ct)
+                    with self._t("nf_ct_add_to_dying_list"):
+                        with self._t("spin_lock"):
+                            ct.net.ct.dying.append(ct)
+                    with self._t("local_bh_enable"):
+                        pass
+            else:
+                with self._t("nf_ct_helper_destroy"):
+                    pass
+                with self._t("__nf_ct_delete_from_lists"):
+                    self._unhash(ct)
+                with self._t("local_bh_enable"):
+                    pass
             self.nf_ct_put(ct)
 
     def nf_ct_kill(self, ct: NfConn) -> None:

@@ -33,10 +33,21 @@ class CtEcache:
         with self._t("nf_ct_deliver_cached_events", ct=ct):
             if ct.ecache and self._notifier() and ct.status & IPS_CONFIRMED and not ct.status & IPS_DYING:
                 ct.ecache = 0
-                with self._t("ctnetlink_conntrack_event"):
-                    with self._t("nfnetlink_has_listeners"):
-                        with self._t("netlink_has_listeners"):
-                            with self._t("rcu_read_unlock"):
-                                pass
+                self._ctnetlink_event()
             with self._t("rcu_read_unlock"):
                 pass
+
+    def nf_conntrack_eventmask_report(self, ct: NfConn) -> None:
+        """An event sent at once (DESTROY, from nf_ct_delete), not cached."""
+        with self._t("nf_conntrack_eventmask_report", ct=ct):
+            self._ctnetlink_event()
+            with self._t("rcu_read_unlock"):
+                pass
+
+    def _ctnetlink_event(self) -> None:
+        """ctnetlink's notifier: sends nothing unless a socket listens to the event's group."""
+        with self._t("ctnetlink_conntrack_event"):
+            with self._t("nfnetlink_has_listeners"):
+                with self._t("netlink_has_listeners"):
+                    with self._t("rcu_read_unlock"):
+                        pass

@@ -51,6 +51,9 @@ class Skb:
     dev: str = ""
     #: why it was freed (kfree_skb's reason, or "consumed"); None while in flight
     freed: Optional[str] = field(default=None, repr=False)
+    #: checksum summed in software by the sender (a RST of ip_send_unicast_reply: not
+    #: CHECKSUM_PARTIAL), so a receiver's nf_ip_checksum verifies it over the whole packet
+    csum_complete: bool = False
 
     @property
     def doff(self) -> int:

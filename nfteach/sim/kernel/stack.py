@@ -167,7 +167,8 @@ class Stack:
             if peer is None:
                 return
             rx = Skb(skb.saddr, skb.daddr, skb.sport, skb.dport, skb.flags, skb.seq, skb.ack_seq,
-                     skb.payload, skb.options_len, skb.protocol, skb.ttl, skb.window)
+                     skb.payload, skb.options_len, skb.protocol, skb.ttl, skb.window,
+                     csum_complete=skb.csum_complete)
             self.k.schedule(LINK_LATENCY, self.ip_rcv, peer, rx)
 
     # -- TCP ------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ class Stack:
         else:
             flags, seq = RST | ACK, 0
             ack = skb.seq + skb.payload + (1 if skb.flags & SYN else 0) + (1 if skb.flags & FIN else 0)
-        rst = Skb(skb.daddr, skb.saddr, skb.dport, skb.sport, flags, seq, ack, 0, 0)
+        rst = Skb(skb.daddr, skb.saddr, skb.dport, skb.sport, flags, seq, ack, 0, 0, csum_complete=True)
         with self._t("tcp_v4_send_reset", skb=skb):
             self.ip_local_out(ns, rst)
 

@@ -248,8 +248,11 @@ class Session:
     def on_event(self, ev) -> None:
         if self.done or (self.kd.cut and not self.kd.runs(self.k.tracer.stack)):
             return
-        # a call inlined at this call site ([trace.hidden] "caller>callee"): no kprobe fires
-        probed = not (self.kd.hidden_calls and self.kd.hidden_at(self.k.tracer.stack))
+        # a call inlined at this call site ([trace.hidden] "caller>callee"), or one to a clone
+        # of the function there ([trace.symbols_at]): no kprobe on the function fires
+        stack = self.k.tracer.stack
+        probed = not ((self.kd.hidden_calls and self.kd.hidden_at(stack)) or
+                      (self.kd.symbols_at and len(stack) > 1 and (stack[-2], stack[-1]) in self.kd.symbols_at))
         if ev.kind == "entry":
             for ix, ap, sym in self.kprobes.get(ev.function, ()) if probed else ():
                 self.fire(ix, ap, ev, sym, f"{sym}+{self.kd.kprobe_offset}")

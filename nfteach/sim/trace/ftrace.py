@@ -90,7 +90,7 @@ class Tracefs:
         if not self.tracing_on or self.tracer != "function_graph":
             return
         kd = self._kd
-        sym = kd.symbol(ev.function)
+        sym = kd.symbol_in(self.kernel.tracer.stack) if kd.symbols_at else kd.symbol(ev.function)
         if sym is None or (kd.cut and not kd.runs(self.kernel.tracer.stack)) or \
                 (kd.hidden_calls and kd.hidden_at(self.kernel.tracer.stack)):
             return

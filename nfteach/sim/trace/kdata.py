@@ -69,6 +69,10 @@ class KData:
         t = profile.extra.get("trace", {})
         self.t = t
         self.symbols: Dict[str, str] = dict(t.get("symbols", {}))
+        #: (model caller, model callee) -> the clone that caller calls (5.10's nf_ct_kill_acct
+        #: calls nf_ct_delete.part.0, other callers nf_ct_delete): [trace.symbols_at], derived
+        self.symbols_at: Dict[Tuple[str, str], str] = {
+            tuple(k.split(">", 1)): v for k, v in t.get("symbols_at", {}).items()}
         self.modules: Dict[str, str] = dict(t.get("modules", {}))
         hidden = t.get("hidden", {}).get("functions", [])
         self.hidden = {f for f in hidden if ">" not in f}
@@ -100,6 +104,13 @@ class KData:
         if model_name in self.hidden or model_name in self.absent:
             return None
         return self.symbols.get(model_name, model_name)
+
+    def symbol_in(self, model_stack: Sequence[str]) -> Optional[str]:
+        """The symbol of the innermost call of ``model_stack`` where it is called from there."""
+        sym = self.symbol(model_stack[-1])
+        if sym is not None and self.symbols_at and len(model_stack) > 1:
+            return self.symbols_at.get((model_stack[-2], model_stack[-1]), sym)
+        return sym
 
     def hidden_at(self, model_stack: Sequence[str]) -> bool:
         """True when the innermost call of ``model_stack`` leaves no trace (``"caller>callee"``)."""
@@ -136,7 +147,7 @@ class KData:
         and the frames of whoever ran it for the packet's ``cause`` (``tx.<cause>``), or the
         unmodelled callers of the lowest modelled frame (``below``), as captured on the real kernel.
         """
-        syms = [s for i, s in enumerate(self.symbol(m) for m in model_stack)
+        syms = [s for i, s in enumerate(self.symbol_in(model_stack[:i + 1]) for i in range(len(model_stack)))
                 if s is not None and not (i and (model_stack[i - 1], model_stack[i]) in self.hidden_calls)]
         out = [top] if isinstance(top, str) else list(top)
         callee = syms[-1] if syms else ""

@@ -26,13 +26,17 @@ MODEL_FUNCTIONS = {
     "__nf_conntrack_insert_prepare", "__nf_conntrack_hash_insert",
     # events: delivered from the confirm hook to ctnetlink (nf_conntrack_ecache.c)
     "nf_ct_deliver_cached_events", "ctnetlink_conntrack_event", "nfnetlink_has_listeners",
+    "nf_conntrack_eventmask_report",
+    # deleting an entry: out of the lists (5.10: nf_ct_delete_from_lists, then the dying list)
+    "nf_ct_delete_from_lists", "__nf_ct_delete_from_lists", "nf_ct_helper_destroy",
+    "nf_ct_remove_expectations", "nf_ct_add_to_dying_list",
 }
 #: kernel helpers the model calls only where conntrack calls them (RCU, locks, slab, checksum):
 #: function_graph shows them inside the modelled functions; a kprobe on one would miss every
 #: other caller in the kernel, so bpftrace does not offer them. Names per kernel: [trace.symbols].
 HELPERS = {
     "rcu_read_lock", "rcu_read_unlock", "net_generic", "spin_lock", "spin_unlock", "spin_lock_bh", "spin_unlock_bh",
-    "get_random_u8", "netlink_has_listeners",
+    "get_random_u8", "netlink_has_listeners", "__skb_checksum_complete", "__skb_checksum", "csum_partial", "do_csum",
     "local_bh_enable", "kmem_cache_alloc", "should_failslab", "krealloc", "__kmalloc_track_caller",
     "kmalloc_slab", "kfree", "nf_checksum", "nf_ip_checksum",
 }
