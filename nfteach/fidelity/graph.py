@@ -18,8 +18,8 @@ from typing import Iterable, List, Optional, Tuple
 #: guest): they and everything under them are left out, the model has none
 INTERRUPT_NOISE = re.compile(r"^(irq_enter|irq_exit|__sysvec_|sysvec_|asm_sysvec_|"
                              # the slab allocator's slow path: a new slab page for the cache
-                             # (allocator state, not the packet's path; 6.12's first nf_conn)
-                             r"___slab_alloc)")
+                             # (allocator state, not the packet's path: 5.10 __slab_alloc, 6.12 ___slab_alloc)
+                             r"__?_slab_alloc)")
 #: the scheduler's return into a task switched out while the tracer was off: function_graph
 #: opens it where the task resumes (``finish_task_switch() {``, 5.10 and 6.1 guests) and nests
 #: what the task runs next under it; left out, its calls moved up one level
