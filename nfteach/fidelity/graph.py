@@ -17,15 +17,20 @@ from typing import Iterable, List, Optional, Tuple
 #: interrupt entries that land inside a real function_graph (timer ticks, IPIs on a slow TCG
 #: guest): they and everything under them are left out, the model has none
 INTERRUPT_NOISE = re.compile(r"^(irq_enter|irq_exit|__sysvec_|sysvec_|asm_sysvec_|"
+                             # softirqs run where bottom halves are enabled again (timers, RCU;
+                             # a packet's own processing in there is lifted out, see call_tree)
+                             r"do_softirq|__do_softirq|handle_softirqs|"
                              # the slab allocator's slow path: a new slab page for the cache
                              # (allocator state, not the packet's path: 5.10 __slab_alloc, 6.12 ___slab_alloc)
-                             r"__?_slab_alloc)")
+                             r"__?_slab_alloc|"
+                             # get_random_u8's per-cpu batch ran out and is refilled (RNG state)
+                             r"_get_random_bytes)")
 #: the scheduler's return into a task switched out while the tracer was off: function_graph
 #: opens it where the task resumes (``finish_task_switch() {``, 5.10 and 6.1 guests) and nests
 #: what the task runs next under it; left out, its calls moved up one level
 SCHEDULER_RESUME = re.compile(r"^finish_task_switch(\.\w+\.\d+)?$")
-_ENTRY = re.compile(r"^ ?\d+\) .{14}\|\s+([\w.]+)(?: \[\w+\])?\(\)( \{)?")
-_EXIT = re.compile(r"^ ?\d+\) .{14}\|\s+\}")
+_ENTRY = re.compile(r"^\s*\d+\)[^|]*\|\s+([\w.]+)(?: \[\w+\])?\(\)( \{)?")
+_EXIT = re.compile(r"^\s*\d+\)[^|]*\|\s+\}")
 HEADER = "# tracer: function_graph"
 
 Tree = List[Tuple[int, str]]
@@ -34,10 +39,12 @@ Tree = List[Tuple[int, str]]
 def call_tree(text: str, roots: Optional[Iterable[str]] = None) -> Tree:
     """[(depth, function)] of a function_graph, interrupt noise (and its subtree) left out;
     with ``roots`` (the functions of ``-g``), a top-level call of anything else too: what a
-    task the scheduler switched in finishes under the tracer (6.1: ``__mmdrop() {``)."""
+    task the scheduler switched in finishes under the tracer (6.1: ``__mmdrop() {``), and a
+    root called inside noise (a packet received in a softirq that ran at a bottom-half enable)
+    is lifted out to the top level, where the model calls it."""
     roots = set(roots or ())
     out: Tree = []
-    stack: List[str] = []  # for each open call: "keep", "noise" (its subtree) or "resume"
+    stack: List[Tuple[str, int]] = []  # open calls: ("keep", depth) | ("noise", 0) | ("resume", 0)
     for ln in text.splitlines():
         if _EXIT.match(ln):
             if stack:
@@ -47,18 +54,29 @@ def call_tree(text: str, roots: Optional[Iterable[str]] = None) -> Tree:
         if not m:
             continue
         name, opens = m.group(1), bool(m.group(2))
-        depth = stack.count("keep")
-        if "noise" in stack or INTERRUPT_NOISE.match(name) or (
+        inner = next((f for f in reversed(stack) if f[0] != "resume"), None)
+        in_noise = inner is not None and inner[0] == "noise"
+        depth = inner[1] + 1 if inner is not None and inner[0] == "keep" else 0
+        if roots and name in roots and in_noise:
+            frame = ("keep", 0)
+        elif in_noise or INTERRUPT_NOISE.match(name) or (
                 roots and not depth and name not in roots and not SCHEDULER_RESUME.match(name)):
-            kind = "noise"
+            frame = ("noise", 0)
         elif SCHEDULER_RESUME.match(name):
-            kind = "resume"
+            frame = ("resume", 0)
         else:
-            kind = "keep"
-            out.append((depth, name))
+            frame = ("keep", depth)
+        if frame[0] == "keep":
+            out.append((frame[1], name))
         if opens:
-            stack.append(kind)
+            stack.append(frame)
     return out
+
+
+#: calls a kernel repeats at random: __nf_conntrack_confirm's get_random_u32_below(24) (6.1+:
+#: MAX_CHAINLEN - MIN_CHAINLEN) rejects a draw of get_random_u8 with probability 16/256 and
+#: draws again (seen on vm 6.1, seed 2 script 163); a run of them counts once
+RANDOM_RETRY = frozenset({"get_random_u8"})
 
 
 def packets(tree: Tree) -> List[tuple]:
@@ -69,7 +87,7 @@ def packets(tree: Tree) -> List[tuple]:
     for depth, name in tree:
         if depth == 0:
             out.append([])
-        if out:
+        if out and not (name in RANDOM_RETRY and out[-1] and out[-1][-1] == (name, depth)):
             out[-1].append((name, depth))
     trees = [tuple(p) for p in out]
     return [p for i, p in enumerate(trees) if i == 0 or p != trees[i - 1]]

@@ -72,3 +72,13 @@ def test_function_graph_cpu_and_durations():
     assert normalize(a) == normalize(b)
     assert normalize(" 0)   0.180 us    |  nf_confirm();\n") != normalize(" 0)               |  nf_confirm() {\n")
     assert normalize(" 0)   0.180 us    |  nf_confirm();\n") != normalize(" 0)   0.180 us    |  ipv4_confirm();\n")
+
+
+def test_iptables_nft_legacy_warning_goes_back_to_the_start_of_its_output():
+    warn = "# Warning: iptables-legacy tables present, use iptables-legacy to see them"
+    late = f"vm$ sudo iptables-nft -S INPUT\n-P INPUT ACCEPT\n{warn}\nvm$ lsmod\nx_tables 1 0\n"
+    early = f"vm$ sudo iptables-nft -S INPUT\n{warn}\n-P INPUT ACCEPT\nvm$ lsmod\nx_tables 1 0\n"
+    assert normalize(late) == normalize(early) == early
+    # only within its own command's output: the next command's lines stay where they are
+    other = f"vm$ lsmod\nx_tables 1 0\nvm$ sudo iptables-nft -S\n{warn}\n"
+    assert normalize(other) == other
