@@ -20,6 +20,12 @@ from typing import Dict, List, Optional
 from .elf import CLONE, direct_calls
 
 
+def _clone_of(name: str, symbol: str) -> bool:
+    """Is ``name`` a compiler clone of ``symbol`` (``nf_ct_delete.part.0``)?"""
+    m = CLONE.match(name)
+    return bool(m) and m["base"] == symbol
+
+
 def inlined_at_calls(file: Path, addr: int, size: int) -> set:
     """Functions inlined at the direct calls of the function at ``addr`` (``addr2line -i``
     over the call instructions: the DWARF inline chain there), for vmlinux, whose DWARF
@@ -75,7 +81,7 @@ def hidden_facts(kernel: str, prof, clones: Dict[str, str], where: Dict[str, tup
 
     def copies(f):  # the out-of-line copies of model function f: its symbol and its clones
         s = names.get(f, f)
-        return {w for w in where if w == s or (CLONE.match(w) and CLONE.match(w)["base"] == s)}
+        return {w for w in where if w == s or _clone_of(w, s)}
 
     k = Kernel(kernel)
     stacks = sorted(model_stacks(kernel), key=len)
@@ -170,7 +176,7 @@ def site_symbols(kernel: str, prof, clones: Dict[str, str], where: Dict[str, tup
         if cs not in calls_of:
             cfile, caddr, csize = where[cs]
             calls_of[cs] = {c for _a, _n, c in direct_calls(cfile, caddr, csize, jumps=True)}
-        clone = sorted(c for c in calls_of[cs] if CLONE.match(c) and CLONE.match(c)["base"] == s)
+        clone = sorted(c for c in calls_of[cs] if _clone_of(c, s))
         if clone and s not in calls_of[cs]:
             out[f"{caller}>{callee}"] = clone[0]
     return out
