@@ -6,7 +6,7 @@ INT_MAX inserts it into the hash table -> or a drop frees the skb and with it th
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from .ct_confirm import CtConfirm
 from .ct_netns import CtNetns
@@ -68,6 +68,7 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
         self.htable_size = self.profile.nf_conntrack_buckets  # the `hashsize` module parameter
         self.tcp_loose = 1
         self._ecache = bool(self.profile.extra.get("ct_event_cache", False))  # ecache.py
+        self.event_cb = not self.profile.modules  # ecache.py; Kernel keeps it with nf_conntrack_netlink
         self.dmesg: List[str] = []
 
     # -- tracing helper -------------------------------------------------------------------
@@ -76,10 +77,6 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
         return _Frame(tr, name, args) if tr.listeners else _NULL
 
     # -- hook functions -------------------------------------------------------------------
-    def ipv4_conntrack_defrag(self, skb, state) -> int:
-        # not a fragment (and UNTRACKED skbs are skipped): nothing to do
-        return NF_ACCEPT
-
     def ipv4_conntrack_in(self, skb, state) -> int:
         return self.nf_conntrack_in(skb, state)
 
@@ -161,25 +158,27 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
             with self._t("nf_ct_get_tuple"):
                 with self._t("nf_ct_get_tuple_ports"):
                     t = (skb.saddr, skb.daddr, skb.protocol, skb.sport, skb.dport)  # a CtTuple's fields
-            with self._t("hash_conntrack_raw"):
-                hash_ = hash_conntrack_raw(t)
+            with self._t("hash_conntrack_raw"):  # the value: where it is used (confirm, early_drop)
+                pass
             with self._t("__nf_conntrack_find_get"):
                 with self._t("rcu_read_lock"):
                     pass
-                h = self.find(net, t)
+                ct = net.ct.table.get(t)
+                if ct is not None and self.nf_ct_is_expired(ct):  # an expired entry is deleted on the way
+                    self.nf_ct_delete(ct)
+                    ct = None
                 with self._t("rcu_read_unlock"):
                     pass
-            if h is None:
-                ct = self.init_conntrack(net, t, skb, hash_)
+            if ct is None:
+                ct = self.init_conntrack(net, t, skb)
                 if ct is None:
                     net.ct.stat["drop"] += 1
                     return NF_DROP
                 skb.nfct, skb.ctinfo = ct, IP_CT_NEW
                 return None
-            ct, direction = h
             net.ct.stat["found"] += 1
             ct.use += 1
-            if direction == REPLY:
+            if t == ct.reply:
                 ctinfo = IP_CT_ESTABLISHED_REPLY
             elif ct.status & IPS_SEEN_REPLY:
                 ctinfo = IP_CT_ESTABLISHED
@@ -188,26 +187,14 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
             skb.nfct, skb.ctinfo = ct, ctinfo
             return None
 
-    def find(self, net, t: CtTuple) -> Optional[Tuple[NfConn, int]]:
-        """The entry with tuple ``t`` and which direction ``t`` is; an expired one is deleted."""
-        ct = net.ct.table.get(t)
-        if ct is None:
-            return None
-        if self.nf_ct_is_expired(ct):
-            self.nf_ct_delete(ct)
-            return None
-        return ct, (REPLY if t == ct.reply else ORIGINAL)
-
     def nf_ct_is_expired(self, ct: NfConn) -> bool:
         return bool(ct.status & IPS_CONFIRMED) and ct.timeout <= self.kernel.now
 
-    def init_conntrack(self, net, t: CtTuple, skb, hash_: Optional[int] = None) -> Optional[NfConn]:
+    def init_conntrack(self, net, t: CtTuple, skb) -> Optional[NfConn]:
         with self._t("init_conntrack", skb=skb):
             with self._t("nf_ct_invert_tuple"):
                 pass
-            if hash_ is None:
-                hash_ = hash_conntrack_raw(t)
-            ct = self.__nf_conntrack_alloc(net, t, hash_)
+            ct = self.__nf_conntrack_alloc(net, t)
             if ct is None:
                 return None
             with self._t("nf_ct_ecache_ext_add"):
@@ -251,20 +238,20 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
                 with self._t("kfree"):
                     pass
 
-    def __nf_conntrack_alloc(self, net, t: CtTuple, hash_: int) -> Optional[NfConn]:
+    def __nf_conntrack_alloc(self, net, t: CtTuple) -> Optional[NfConn]:
         with self._t("__nf_conntrack_alloc"):
             self._pernet()  # the counter: nf_ct_pernet(net)->count
             net.ct.count += 1
             mx = self.nf_conntrack_max
             if mx and net.ct.count > mx:
-                if not self.early_drop(net, hash_):
+                if not self.early_drop(net, hash_conntrack_raw(t)):
                     net.ct.count -= 1
                     self._table_full(net)
                     return None
             with self._t("kmem_cache_alloc"):
                 with self._t("should_failslab"):
                     pass
-            return NfConn(net, t, self.kernel.cpu, hash_)
+            return NfConn(net, t, self.kernel.cpu)
 
     def _table_full(self, net) -> None:
         """The printk of a full table. (Its own method: the comprehension's closure over
@@ -282,7 +269,7 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
         n = self.htable_size
         start = hash_ % n
         for i in range(NF_CT_EVICTION_RANGE):
-            for ct in net.ct.orig_buckets.get((start + i) % n, ()):
+            for ct in net.ct.chains().get((start + i) % n, ()):
                 if not ct.status & IPS_ASSURED and ct.confirmed and not ct.status & IPS_DYING:
                     self.nf_ct_delete(ct)
                     net.ct.stat["early_drop"] += 1
@@ -353,12 +340,13 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
         for t in (ct.orig, ct.reply):
             if table.get(t) is ct:
                 del table[t]
-                if t is ct.orig:
-                    b = hash_conntrack_raw(t) % self.htable_size
-                    lst = net.ct.orig_buckets.get(b, [])
+                index = net.ct.chain_index
+                if t is ct.orig and index is not None:
+                    b = net.ct.bucket(t)
+                    lst = index.get(b, [])
                     lst[:] = [x for x in lst if x is not ct]
                     if not lst:
-                        net.ct.orig_buckets.pop(b, None)
+                        index.pop(b, None)
 
     def nf_ct_delete(self, ct: NfConn) -> None:
         """``nf_ct_delete()``: the DESTROY event (5.10: to ctnetlink, with every entry's event
@@ -368,7 +356,7 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
             if ct.status & IPS_DYING:
                 return
             ct.status |= IPS_DYING
-            if self._ecache and self._notifier():
+            if self._ecache and self.event_cb:
                 self.nf_conntrack_eventmask_report(ct)
             if self.profile.has_unconfirmed_list:
                 with self._t("nf_ct_delete_from_lists"):

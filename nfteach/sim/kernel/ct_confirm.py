@@ -62,13 +62,11 @@ class CtConfirm:
             with self._t("__nf_conntrack_insert_prepare"):
                 pass
             with self._t("__nf_conntrack_hash_insert"):
-                b = ct.hash % self.htable_size
-                ct.hash = 0
-                chain = nct.orig_buckets.get(b)
-                if chain is None:
-                    nct.orig_buckets[b] = [ct]
-                else:
-                    chain.append(ct)
+                # into the chains (the table above is their order; nf_conn.NetCt): the
+                # bucket is the hash resolve_normal_ct took, computed where it is used
+                index = nct.chain_index
+                if index is not None:
+                    index.setdefault(nct.bucket(t0), []).append(ct)
             self._double_unlock()
             with self._t("local_bh_enable"):
                 pass

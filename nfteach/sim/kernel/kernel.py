@@ -79,7 +79,9 @@ class Kernel:
             self.modules.put(name, holder)
 
     def _module_loaded(self, name: str, params: Dict[str, str]) -> None:
-        if name == "nf_conntrack":
+        if name == "nf_conntrack_netlink":  # registers conntrack's event notifier (ecache.py)
+            self.conntrack.event_cb = True
+        elif name == "nf_conntrack":
             val = params.get("enable_hooks", "0").lower()
             self.conntrack.load(enable_hooks=val in ("1", "y", "yes", "true", "on"))
         elif name.startswith(("iptable_", "ip6table_")) and self.profile.extra.get("xtables", {}).get("tables_in_init_net"):
@@ -94,7 +96,9 @@ class Kernel:
                 tables[table] = XtTable(ns, table, "ipv6" if v6 else "ipv4")
 
     def _module_unloaded(self, name: str) -> None:
-        if name == "nf_conntrack":
+        if name == "nf_conntrack_netlink":
+            self.conntrack.event_cb = False
+        elif name == "nf_conntrack":
             self.conntrack.unload()
         elif name.startswith(("iptable_", "ip6table_")):
             for ns in self.namespaces.values():  # only an unused table can go: its hooks go

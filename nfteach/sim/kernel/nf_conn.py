@@ -53,9 +53,9 @@ class NfConn(tcp_ct.TcpCt):
     the TCP state (``proto.tcp``) is part of the entry, as in the kernel."""
 
     __slots__ = ("id", "orig", "reply", "status", "timeout", "use", "cpu", "net", "packets_orig", "bytes_orig", "packets_reply", "bytes_reply", "on_unconfirmed",
-                 "ecache", "hash")
+                 "ecache")
 
-    def __init__(self, net, orig: CtTuple, cpu: int, hash_: int = 0):
+    def __init__(self, net, orig: CtTuple, cpu: int):
         self.id = next(_ct_ids)
         # tuplehash[].tuple, as plain tuples: the garbage collector stops tracking a plain
         # tuple of strings and ints, not a CtTuple (a subclass), and a 10^6-entry table has
@@ -72,7 +72,6 @@ class NfConn(tcp_ct.TcpCt):
         self.packets_orig = self.bytes_orig = self.packets_reply = self.bytes_reply = 0
         self.on_unconfirmed = False
         self.ecache = 0  # events cached, not yet delivered (bit IPCT_*): nf_conntrack_ecache's ``cache``
-        self.hash = hash_  # hash_conntrack_raw() of the original tuple while unconfirmed (kernel: hnnode.pprev)
 
     #: ct->mark and the zone: not modelled (docs/simulator.md), always 0
     mark = 0
@@ -122,14 +121,17 @@ class NetCt:
     """``struct netns_ct`` plus this namespace's part of the hash table.
 
     ``table`` maps each tuple of a confirmed entry (both directions) to the entry, in
-    insertion order; ``orig_buckets`` holds the entries by the hash bucket of their
-    original tuple (what dumps and ``early_drop`` walk). ``buckets`` is the full kernel view
-    (both ``tuplehash[]`` of every entry, chained per bucket), made when asked for.
+    insertion order. What walks the hash chains gets them from it when it asks: a dump
+    (:meth:`entries`, bucket by bucket), ``early_drop`` (:meth:`chains`: the entries by the
+    bucket of their original tuple, made at its first use and kept up to date from then on
+    by confirm and delete) and ``buckets`` (the full kernel view: both ``tuplehash[]`` of
+    every entry, chained per bucket). A chain lists its entries in the order they were
+    confirmed. (Kept only where asked for: a chain per bucket costs each new entry
+    ~1.4 us and a list, bench/sim_syn.py.)
     """
 
-    def __init__(self, net, ncpus: int, htable_size: int = 16384):
+    def __init__(self, net, ncpus: int):
         self.net = net
-        self.htable_size = htable_size
         self.count = 0
         self.users4 = 0
         self.users6 = 0
@@ -140,18 +142,37 @@ class NetCt:
         self.defrag_ops4: List[HookOps] = []
         self.defrag_ops6: List[HookOps] = []
         self.table: Dict[CtTuple, NfConn] = {}
-        self.orig_buckets: Dict[int, List[NfConn]] = {}
+        self.chain_index: Optional[Dict[int, List[NfConn]]] = None  # chains(): made when first asked for
         self.unconfirmed: List[List[NfConn]] = [[] for _ in range(ncpus)]
         self.dying: List[NfConn] = []
         self.stat = {"found": 0, "invalid": 0, "insert": 0, "insert_failed": 0, "drop": 0,
                      "early_drop": 0, "error": 0, "search_restart": 0}
 
+    @property
+    def htable_size(self) -> int:
+        """``nf_conntrack_htable_size``: one hash table size for all namespaces (the module's)."""
+        return self.net.kernel.conntrack.htable_size
+
+    def bucket(self, t: CtTuple) -> int:
+        return hash_conntrack_raw(t) % self.htable_size
+
+    def confirmed(self) -> List[NfConn]:
+        """Confirmed entries in the order they were confirmed (their original tuples' order in ``table``)."""
+        return [ct for t, ct in self.table.items() if t is ct.orig]
+
     def entries(self) -> List[NfConn]:
         """Confirmed entries in hash-bucket order, each once (what a dump walks)."""
-        out: List[NfConn] = []
-        for b in sorted(self.orig_buckets):
-            out.extend(self.orig_buckets[b])
-        return out
+        bucket = self.bucket
+        return sorted(self.confirmed(), key=lambda ct: bucket(ct.orig))  # stable: chain order within a bucket
+
+    def chains(self) -> Dict[int, List[NfConn]]:
+        """Bucket -> the entries whose original tuple hashes there, in chain order."""
+        if self.chain_index is None:
+            index: Dict[int, List[NfConn]] = {}
+            for ct in self.confirmed():
+                index.setdefault(self.bucket(ct.orig), []).append(ct)
+            self.chain_index = index
+        return self.chain_index
 
     def lookup(self, t: CtTuple) -> Optional[Tuple[NfConn, int]]:
         """The confirmed entry with tuple ``t`` and the direction ``t`` is, or None."""
