@@ -1,0 +1,58 @@
+// Warm start of the site's Pyodide kernel from deploy/lite/snapshot.mjs's files (see
+// deploy/lite/warm.py). One expression: (loadPyodide, read?) => async (config) => pyodide.
+// deploy/lite/warm.py puts it into jupyterlite-pyodide-kernel's worker, around its call of
+// loadPyodide; snapshot.mjs runs it in Node.js to check the snapshot at build time.
+// With config.nfteachWarmURL (warm.json) Pyodide starts from the memory snapshot
+// (loadPyodide's `_loadSnapshot`) and the files of the packages are written from one blob
+// (`fsInit`) instead of unpacking 27 wheels; if that fails it says so on stderr (the
+// kernel's log) and starts Pyodide from scratch, as without the option.
+((loadPyodide, read = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer())) => {
+  return async function nfteachLoadPyodide(config) {
+    const { nfteachWarmURL: url, ...cold } = config;
+    if (!url) return loadPyodide(cold);
+    try {
+      const manifest = JSON.parse(new TextDecoder().decode(await read(url)));
+      const [snapshot, files] = await Promise.all(
+        [manifest.snapshot, manifest.files].map((f) => read(new URL(f, url).href)));
+      const py = await withMemoryFor(snapshot.length, () => loadPyodide({
+        ...cold,
+        packages: [],
+        _loadSnapshot: snapshot,
+        fsInit: async (FS, info) => {
+          for (const d of manifest.dirs) FS.mkdirTree(d);
+          for (const [p, at, size] of manifest.index) FS.writeFile(p, files.subarray(at, at + size));
+          if (cold.fsInit) await cold.fsInit(FS, info);
+        },
+      }));
+      Object.assign(py.loadedPackages, manifest.loadedPackages);
+      // the snapshot holds the random module's state of build time: every kernel would draw the same
+      py.runPython("import sys\nif 'random' in sys.modules: sys.modules['random'].seed()", { globals: py.toPy({}) });
+      globalThis.nfteachWarmStart = `restored ${manifest.modules} modules`;
+      return py;
+    } catch (e) {
+      globalThis.nfteachWarmStart = `failed: ${e}`;
+      (cold.stderr || console.error)(`nfteach: no warm start (${e}); starting Pyodide from scratch`);
+      return loadPyodide(cold);
+    }
+  };
+
+  // Pyodide's wasm exports its memory (30 MiB at start): restoring a larger snapshot needs
+  // it grown right after instantiation, before loadPyodide copies the snapshot in
+  // (snapshot.ts, restoreSnapshot: Module.HEAP8.set). Pyodide instantiates with these two.
+  async function withMemoryFor(bytes, load) {
+    const W = WebAssembly, saved = { instantiate: W.instantiate, instantiateStreaming: W.instantiateStreaming };
+    const grow = (result) => {
+      const memory = result?.instance?.exports?.memory;
+      if (memory instanceof W.Memory && memory.buffer.byteLength < bytes) {
+        memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+      }
+      return result;
+    };
+    for (const [name, f] of Object.entries(saved)) W[name] = async (...args) => grow(await f.apply(W, args));
+    try {
+      return await load();
+    } finally {
+      Object.assign(W, saved);
+    }
+  }
+})
