@@ -50,6 +50,13 @@ PRELOAD = ["micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi",
            "widgetsnbextension", "jupyterlab-widgets", "ipywidgets", "graphviz", "nfteach-viz",
            "nfteach"]
 
+#: the warm start's snapshot (deploy/lite/warm.py) also holds the modules this imports (what
+#: a notebook's first cell does), without Graphviz's WebAssembly, which the restored kernel starts
+WARM = {"probe": "from nfteach import course; course.open_lab()",
+        "setup": "from nfteach.render import wasm; wasm.deferred = True",
+        "before": "from nfteach.render import wasm; wasm.deferred = False",
+        "after": "from nfteach.render import wasm; wasm.prepare()"}
+
 #: wheels that keep their .py files next to the bytecode (tracebacks show their lines)
 KEEP_SOURCE = ["nfteach"]
 #: folders left out of a wheel: jedi's type stubs of packages the kernel does not have
@@ -224,7 +231,7 @@ def build(out: Path) -> None:
     contents = [a for nb in nbs for a in ("--contents", nb)]
     run(sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", work, "--output-dir", out,
         "--no-sourcemaps", *contents, cwd=work)
-    warm.make_snapshot(out, PRELOAD)
+    warm.make_snapshot(out, PRELOAD, WARM)
     for w in warm.patch_workers(out):
         print(f"  {w.relative_to(out)}: loads Pyodide through deploy/lite/warmstart.js")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -1,24 +1,29 @@
 // A warm start for the site's Pyodide kernel (deploy/lite/warm.py): a memory snapshot of
 // Pyodide with the kernel's Python dependencies already imported, and the files they came from.
-// Usage: node deploy/lite/snapshot.mjs PYODIDE_DIR PACKAGES(comma-separated lock names)
+// Usage: node deploy/lite/snapshot.mjs PYODIDE_DIR PACKAGES(comma-separated lock names) CODE
+// (JSON: Python code to run, each optional: {"probe", "setup", "before", "after"}, see warm.py)
 // writes PYODIDE_DIR/warm.json, warm.snapshot and warm.files, then restores them the way
 // the browser's kernel worker will (deploy/lite/warmstart.js) and starts the kernel's Python.
 //
 // 1. Which modules: a plain Pyodide does what jupyterlite-pyodide-kernel's worker does at
 //    start (import micropip, piplite.piplite, pyodide_kernel); the modules that added are
-//    the list, minus the kernel's and micropip/piplite's own (they hold references to the
-//    JavaScript `pyodide` object, which a snapshot cannot carry) and the kernel's mocks.
+//    the list (and what CODE.probe imports after), minus the kernel's and micropip/piplite's
+//    own (they hold references to the JavaScript `pyodide` object, which a snapshot cannot
+//    carry) and the kernel's mocks.
 // 2. A Pyodide made with `_makeSnapshot` loads the packages, applies the kernel's mocks (as
-//    pyodide_kernel does before IPython is imported), imports that list, and is snapshotted.
+//    pyodide_kernel does before IPython is imported), runs CODE.setup, imports that list,
+//    runs CODE.before and is snapshotted.
 //    Pyodide's file system is not part of a memory snapshot: every file added since
 //    loadPyodide (the unpacked wheels) goes to warm.files, listed in warm.json.
 import fs from "node:fs";
 import path from "node:path";
 
-const [pyodideDir, packageList] = process.argv.slice(2);
+const [pyodideDir, packageList, codeJSON] = process.argv.slice(2);
+const code = JSON.parse(codeJSON || "{}");
 const dir = path.resolve(pyodideDir) + "/";
 const packages = packageList.split(",");
 const { loadPyodide } = await import(dir + "pyodide.mjs");
+const ownGlobals = new Set(Object.keys(globalThis));  // the check (3.) runs without what Python adds
 const quiet = { stdout: () => {}, stderr: (s) => console.error(s) };
 const KERNEL = "import micropip, piplite.piplite\nimport pyodide_kernel";
 //: top-level names left out of the snapshot (see 1. above); the kernel imports them itself
@@ -30,6 +35,7 @@ const probe = await loadPyodide({ indexURL: dir, packages, ...quiet });
 const modules = () => probe.runPython("import sys; list(sys.modules)").toJs();
 const before = new Set(modules());
 probe.runPython(KERNEL);
+if (code.probe) probe.runPython(code.probe);
 const wanted = modules().filter((m) => !before.has(m) && !LATER.includes(m.split(".")[0]));
 
 // 2. the snapshot
@@ -48,6 +54,7 @@ const tree = (root = "/", out = new Map()) => {
 const bare = tree();
 await py.loadPackage(packages, { messageCallback: () => {} });
 py.globals.set("WANTED", py.toPy(wanted));
+py.globals.set("SETUP", code.setup || "");
 const failed = py.runPython(`
 import importlib, importlib.machinery, sys
 from pathlib import Path
@@ -60,6 +67,7 @@ def _apply_kernel_mocks():
     module.apply_mocks()
 
 _apply_kernel_mocks()
+exec(SETUP, {})
 failed = []
 for name in WANTED:
     if name not in sys.modules:
@@ -68,9 +76,11 @@ for name in WANTED:
         except Exception as e:
             failed.append(f"{name}: {type(e).__name__}: {e}")
 sys.modules.pop("_kernel_mocks", None)
-del WANTED, _apply_kernel_mocks, name, importlib, sys, Path
+del WANTED, SETUP, _apply_kernel_mocks, name, importlib, sys, Path
 failed`).toJs();
 if (failed.length) throw new Error(`not importable before the kernel: ${failed.join("; ")}`);
+if (code.before) py.runPython(code.before, { globals: py.toPy({}) });
+py.runPython("import gc; gc.collect()", { globals: py.toPy({}) });  // JsProxies dropped above
 
 const files = [], dirs = [];
 let offset = 0;
@@ -94,13 +104,15 @@ Object.assign(py.loadedPackages, loaded);
 fs.writeFileSync(dir + "warm.snapshot", snapshot);
 fs.writeFileSync(dir + "warm.files", blob);
 fs.writeFileSync(dir + "warm.json", JSON.stringify({
-  snapshot: "warm.snapshot", files: "warm.files", dirs, index: files, loadedPackages: loaded,
+  dirs, index: files, loadedPackages: loaded, after: code.after || "",
   modules: wanted.length,
 }));
 console.log(`  warm start: ${wanted.length} modules imported, snapshot ${(snapshot.length / 2 ** 20).toFixed(1)} MiB, `
             + `${files.length} files ${(offset / 2 ** 20).toFixed(1)} MiB`);
 
-// 3. check: restored as the worker will restore it, the kernel's Python starts
+// 3. check: restored as the worker will restore it, the kernel's Python starts (in a worker's
+//    globals: without those the Pyodides above added, e.g. what CODE.probe defined)
+for (const k of Object.keys(globalThis)) if (!ownGlobals.has(k)) delete globalThis[k];
 const warmstart = (0, eval)(fs.readFileSync(new URL("./warmstart.js", import.meta.url), "utf8"));
 const read = async (url) => new Uint8Array(fs.readFileSync(new URL(url)));
 const t0 = performance.now();

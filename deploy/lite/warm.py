@@ -12,6 +12,7 @@ build it came from (Pyodide checks its build id) and is rebuilt with the site.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -26,10 +27,16 @@ WORKERS = "extensions/@jupyterlite/pyodide-kernel-extension/static"
 CALL = re.compile(r"this\._pyodide=await (\w+)\(\{indexURL:")
 
 
-def make_snapshot(site: Path, packages) -> None:
-    """warm.json, warm.snapshot and warm.files in the site's static/pyodide/ (checked by restoring them)."""
-    subprocess.run(["node", str(HERE / "snapshot.mjs"), str(site / "static" / "pyodide"), ",".join(packages)],
-                   check=True)
+def make_snapshot(site: Path, packages, code: dict) -> None:
+    """warm.json, warm.snapshot and warm.files in the site's static/pyodide/ (checked by restoring them).
+
+    ``code`` (Python, each optional): ``probe`` runs after the kernel's start, in a Pyodide
+    that is not snapshotted, and the modules it imports are imported in the snapshot too;
+    ``setup`` runs before those imports, ``before`` just before the snapshot is taken,
+    ``after`` in the browser once it is restored (deploy/lite/warmstart.js): for what would
+    hold JavaScript objects, which a snapshot cannot."""
+    subprocess.run(["node", str(HERE / "snapshot.mjs"), str(site / "static" / "pyodide"), ",".join(packages),
+                    json.dumps(code)], check=True)
 
 
 def patch_workers(site: Path) -> list:

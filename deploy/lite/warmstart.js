@@ -1,5 +1,6 @@
-// Warm start of the site's Pyodide kernel from deploy/lite/snapshot.mjs's files (see
-// deploy/lite/warm.py). One expression: (loadPyodide, read?) => async (config) => pyodide.
+// Warm start of the site's Pyodide kernel from deploy/lite/snapshot.mjs's files (warm.json,
+// warm.snapshot, warm.files in one folder; see deploy/lite/warm.py).
+// One expression: (loadPyodide, read?) => async (config) => pyodide.
 // deploy/lite/warm.py puts it into jupyterlite-pyodide-kernel's worker, around its call of
 // loadPyodide; snapshot.mjs runs it in Node.js to check the snapshot at build time.
 // With config.nfteachWarmURL (warm.json) Pyodide starts from the memory snapshot
@@ -11,23 +12,29 @@
     const { nfteachWarmURL: url, ...cold } = config;
     if (!url) return loadPyodide(cold);
     try {
-      const manifest = JSON.parse(new TextDecoder().decode(await read(url)));
-      const [snapshot, files] = await Promise.all(
-        [manifest.snapshot, manifest.files].map((f) => read(new URL(f, url).href)));
-      const py = await withMemoryFor(snapshot.length, () => loadPyodide({
+      // all three at once, and while Pyodide fetches its own files: the snapshot is awaited
+      // when the wasm is instantiated, the packages' files when its file system is set up
+      const at = (f) => read(new URL(f, url).href);
+      const manifest = read(url).then((b) => JSON.parse(new TextDecoder().decode(b)));
+      const [snapshot, files] = [at("warm.snapshot"), at("warm.files")];
+      for (const p of [manifest, snapshot, files]) p.catch(() => {});  // awaited below, errors caught there
+      const py = await withMemoryFor(snapshot, () => loadPyodide({
         ...cold,
         packages: [],
         _loadSnapshot: snapshot,
         fsInit: async (FS, info) => {
-          for (const d of manifest.dirs) FS.mkdirTree(d);
-          for (const [p, at, size] of manifest.index) FS.writeFile(p, files.subarray(at, at + size));
+          const [{ dirs, index }, blob] = await Promise.all([manifest, files]);
+          for (const d of dirs) FS.mkdirTree(d);
+          for (const [p, start, size] of index) FS.writeFile(p, blob.subarray(start, start + size));
           if (cold.fsInit) await cold.fsInit(FS, info);
         },
       }));
-      Object.assign(py.loadedPackages, manifest.loadedPackages);
+      const { loadedPackages, modules, after } = await manifest;
+      Object.assign(py.loadedPackages, loadedPackages);
       // the snapshot holds the random module's state of build time: every kernel would draw the same
       py.runPython("import sys\nif 'random' in sys.modules: sys.modules['random'].seed()", { globals: py.toPy({}) });
-      globalThis.nfteachWarmStart = `restored ${manifest.modules} modules`;
+      if (after) py.runPython(after, { globals: py.toPy({}) });  // what the snapshot could not hold
+      globalThis.nfteachWarmStart = `restored ${modules} modules`;
       return py;
     } catch (e) {
       globalThis.nfteachWarmStart = `failed: ${e}`;
@@ -39,10 +46,10 @@
   // Pyodide's wasm exports its memory (30 MiB at start): restoring a larger snapshot needs
   // it grown right after instantiation, before loadPyodide copies the snapshot in
   // (snapshot.ts, restoreSnapshot: Module.HEAP8.set). Pyodide instantiates with these two.
-  async function withMemoryFor(bytes, load) {
+  async function withMemoryFor(snapshot, load) {
     const W = WebAssembly, saved = { instantiate: W.instantiate, instantiateStreaming: W.instantiateStreaming };
-    const grow = (result) => {
-      const memory = result?.instance?.exports?.memory;
+    const grow = async (result) => {
+      const memory = result?.instance?.exports?.memory, bytes = (await snapshot).length;
       if (memory instanceof W.Memory && memory.buffer.byteLength < bytes) {
         memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
       }
