@@ -26,6 +26,9 @@ const { loadPyodide } = await import(dir + "pyodide.mjs");
 const ownGlobals = new Set(Object.keys(globalThis));  // the check (3.) runs without what Python adds
 const quiet = { stdout: () => {}, stderr: (s) => console.error(s) };
 const KERNEL = "import micropip, piplite.piplite\nimport pyodide_kernel";
+//: the kernel's first imports, which the snapshot cannot hold (see 1.): warmstart.js does
+//: them once restored, while the working directory is not yet the kernel's drive
+const RESTORED = "import micropip, piplite.piplite";
 //: top-level names left out of the snapshot (see 1. above); the kernel imports them itself
 const LATER = ["pyodide_kernel", "micropip", "piplite", "js", "pyodide_js",
                "termios", "fcntl", "resource", "tornado", "pexpect"];
@@ -104,7 +107,7 @@ Object.assign(py.loadedPackages, loaded);
 fs.writeFileSync(dir + "warm.snapshot", snapshot);
 fs.writeFileSync(dir + "warm.files", blob);
 fs.writeFileSync(dir + "warm.json", JSON.stringify({
-  dirs, index: files, loadedPackages: loaded, after: code.after || "",
+  dirs, index: files, loadedPackages: loaded, after: [code.after, RESTORED].filter(Boolean).join("\n"),
   modules: wanted.length,
 }));
 console.log(`  warm start: ${wanted.length} modules imported, snapshot ${(snapshot.length / 2 ** 20).toFixed(1)} MiB, `

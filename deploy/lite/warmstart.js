@@ -31,9 +31,15 @@
       }));
       const { loadedPackages, modules, after } = await manifest;
       Object.assign(py.loadedPackages, loadedPackages);
-      // the snapshot holds the random module's state of build time: every kernel would draw the same
-      py.runPython("import sys\nif 'random' in sys.modules: sys.modules['random'].seed()", { globals: py.toPy({}) });
-      if (after) py.runPython(after, { globals: py.toPy({}) });  // what the snapshot could not hold
+      // loadPyodide put "" in front of sys.path again (the snapshot has it already): each
+      // import would look in the working directory twice, and the kernel's is its drive
+      // (every lookup a request to the page); the random module's state is build time's,
+      // every kernel would draw the same numbers
+      py.runPython(`import sys
+if sys.path[:2] == ["", ""]: del sys.path[0]
+if "random" in sys.modules: sys.modules["random"].seed()`, { globals: py.toPy({}) });
+      // what the snapshot could not hold, done before the kernel mounts its drive
+      if (after) py.runPython(after, { globals: py.toPy({}) });
       globalThis.nfteachWarmStart = `restored ${modules} modules`;
       return py;
     } catch (e) {
