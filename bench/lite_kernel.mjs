@@ -31,7 +31,7 @@ if (warm) {
   const read = async (url) => new Uint8Array(fs.readFileSync(new URL(url)));
   py = await warmstart(loadPyodide, read)({ indexURL: dir, nfteachWarmURL: new URL("warm.json", "file://" + dir).href });
   if (!String(globalThis.nfteachWarmStart).startsWith("restored")) throw new Error(globalThis.nfteachWarmStart);
-  phase("restore Pyodide from the snapshot, write the packages' files");
+  phase("restore the snapshot, write the packages' files, then what it could not hold (micropip, Graphviz)");
 } else {
   py = await loadPyodide({ indexURL: dir });
   phase("loadPyodide (wasm, interpreter, stdlib)");
