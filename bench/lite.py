@@ -6,7 +6,13 @@ cold (a fresh browser profile: nothing cached) and warm (the same profile, the p
 opened again). Also the CPU time the browser's processes spent meanwhile (all of this
 process's descendants, from /proc): on a shared machine the wall time mostly says how
 busy the machine was, the CPU time what the site costs. Prints one markdown table.
-Usage: python bench/lite.py [--runs N] [--site DIR]
+
+Warm runs also say whether the kernel's file system was synced with JupyterLite's
+contents (its service worker registered in time): reopened right after a cold run, a
+JupyterLite page re-registers its service worker and may start the kernel before that is
+done, unsynced, which is slightly faster. ``--settle S`` keeps the cold page open S seconds
+after its first output before the warm one opens, as a learner coming back would.
+Usage: python bench/lite.py [--runs N] [--site DIR] [--settle S]
 """
 from __future__ import annotations
 
@@ -54,9 +60,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def first_output(ctx, site: str):
-    """(seconds to the notebook on screen, seconds to its first output, browser CPU seconds)."""
+def first_output(ctx, site: str, settle: float = 0):
+    """(seconds to the notebook on screen, seconds to its first output, browser CPU seconds,
+    whether the kernel was synced with the contents); the page stays open ``settle`` s more."""
     page = ctx.new_page()
+    unsynced = []
+    page.on("console", lambda m: unsynced.append(m.text) if "will NOT be synced" in m.text else None)
     t0, c0 = time.monotonic(), tree_cpu()
     page.goto(f"{site}/lab/index.html?path={NOTEBOOK}", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
@@ -71,8 +80,9 @@ def first_output(ctx, site: str):
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     page.locator(".jp-OutputArea-output").first.wait_for(timeout=300_000)
     took, cpu = time.monotonic() - t0, tree_cpu() - c0
+    page.wait_for_timeout(settle * 1000)
     page.close()
-    return ui, took, cpu
+    return ui, took, cpu, not unsynced
 
 
 def main(argv=None) -> None:
@@ -81,6 +91,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--site", type=Path, default=REPO / "build" / "lite")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=0, help="seconds the cold page stays open after its first output")
     args = ap.parse_args(argv)
     if not (args.site / "jupyter-lite.json").exists():
         raise SystemExit(f"no site in {args.site}: make lite")
@@ -95,18 +106,18 @@ def main(argv=None) -> None:
                 ctx = pw.chromium.launch_persistent_context(prof, executable_path=CHROMIUM,
                                                             headless=True, args=FLAGS)
                 try:
-                    cold.append(first_output(ctx, site))
+                    cold.append(first_output(ctx, site, args.settle))
                     warm.append(first_output(ctx, site))
                 finally:
                     ctx.close()
     server.shutdown()
     size = sum(p.stat().st_size for p in args.site.rglob("*") if p.is_file())
-    print(f"| {NOTEBOOK} | first output, median | runs | notebook on screen, median | browser CPU to first output, median |\n"
-          "|---|---|---|---|---|")
-    for label, runs in (("cold (empty browser cache)", cold), ("warm (cached, page reopened)", warm)):
-        print(f"| {label} | {statistics.median(t for _, t, _ in runs):.1f} s | "
-              f"{', '.join(f'{t:.1f}' for _, t, _ in runs)} | {statistics.median(u for u, _, _ in runs):.1f} s | "
-              f"{statistics.median(c for _, _, c in runs):.1f} s |")
+    print(f"| {NOTEBOOK} | first output, median | runs | notebook on screen, median | browser CPU to first output, median | kernel synced with contents |\n"
+          "|---|---|---|---|---|---|")
+    for label, runs in (("cold (empty browser cache)", cold), (f"warm (cached, page reopened, settle {args.settle:g} s)", warm)):
+        print(f"| {label} | {statistics.median(r[1] for r in runs):.1f} s | "
+              f"{', '.join(f'{r[1]:.1f}' for r in runs)} | {statistics.median(r[0] for r in runs):.1f} s | "
+              f"{statistics.median(r[2] for r in runs):.1f} s | {sum(r[3] for r in runs)} of {len(runs)} |")
     print(f"\nsite: {size / 2**20:.1f} MiB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

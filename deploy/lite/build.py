@@ -13,6 +13,9 @@ Everything the site loads is inside it, so it works offline (a USB stick, a cour
   (``loadPyodideOptions.packages``), and never falls back to a package index. The wheels
   are compiled to bytecode by that Pyodide (in Node.js, deploy/lite/pycompile.py), as
   Pyodide's own packages are, so the browser does not compile them at every kernel start.
+- a warm start (deploy/lite/warm.py): a memory snapshot of that Pyodide with the kernel's
+  Python dependencies imported, which the kernel's worker (patched here) restores instead
+  of starting Pyodide from scratch.
 
 Downloads (npm tarballs, wheels) are cached in ``$NFTEACH_CACHE/lite`` (default
 ``~/.cache/nfteach/lite``). Usage: ``python deploy/lite/build.py [--out build/lite]``.
@@ -31,6 +34,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import warm  # noqa: E402 - deploy/lite/warm.py, next to this file
+
 REPO = Path(__file__).resolve().parents[2]
 PYODIDE = "314.0.6"          # jupyterlite_pyodide_kernel.constants.PYODIDE_VERSION (checked below)
 VIZ = "3.31.0"               # npm @viz-js/viz
@@ -43,6 +49,13 @@ EXTRA = ["comm==0.2.3", "ipywidgets==8.1.9", "jupyterlab-widgets==3.0.17", "grap
 PRELOAD = ["micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython",
            "widgetsnbextension", "jupyterlab-widgets", "ipywidgets", "graphviz", "nfteach-viz",
            "nfteach"]
+
+#: the warm start's snapshot (deploy/lite/warm.py) also holds the modules this imports (what
+#: a notebook's first cell does), without Graphviz's WebAssembly, which the restored kernel starts
+WARM = {"probe": "from nfteach import course; course.open_lab()",
+        "setup": "from nfteach.render import wasm; wasm.deferred = True",
+        "before": "from nfteach.render import wasm; wasm.deferred = False",
+        "after": "from nfteach.render import wasm; wasm.prepare()"}
 
 #: wheels that keep their .py files next to the bytecode (tracebacks show their lines)
 KEEP_SOURCE = ["nfteach"]
@@ -205,7 +218,7 @@ def build(out: Path) -> None:
         raise SystemExit(f"no wheel for {missing}")
     (pyo / "pyodide-lock.json").write_text(json.dumps({"info": lock["info"], "packages": packages}, indent=1))
     settings = {"pyodideUrl": "./static/pyodide/pyodide.mjs", "disablePyPIFallback": True,
-                "loadPyodideOptions": {"packages": PRELOAD}}
+                "loadPyodideOptions": {"packages": PRELOAD, warm.OPTION: warm.MANIFEST}}
     (work / "jupyter-lite.json").write_text(json.dumps({
         "jupyter-lite-schema-version": 0,
         "jupyter-config-data": {
@@ -218,6 +231,9 @@ def build(out: Path) -> None:
     contents = [a for nb in nbs for a in ("--contents", nb)]
     run(sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", work, "--output-dir", out,
         "--no-sourcemaps", *contents, cwd=work)
+    warm.make_snapshot(out, PRELOAD, WARM)
+    for w in warm.patch_workers(out):
+        print(f"  {w.relative_to(out)}: loads Pyodide through deploy/lite/warmstart.js")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"nfteach: JupyterLite site in {out}: {size / 2**20:.1f} MiB, "
           f"{sum(1 for p in out.rglob('*') if p.is_file())} files; serve it with any static "

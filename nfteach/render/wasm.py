@@ -9,6 +9,9 @@ from __future__ import annotations
 
 _viz = None       # the Viz instance, once its promise resolved
 _pending = None   # the promise of it
+#: True while a memory snapshot of this Python is made (deploy/lite/warm.py): a snapshot
+#: cannot hold JavaScript objects, so prepare() does nothing until the restored kernel calls it
+deferred = False
 
 
 def _keep(viz) -> None:
@@ -21,7 +24,7 @@ def prepare() -> None:
     is imported in a browser), so a widget's click — which runs outside any cell, where
     nothing can be awaited — finds it ready."""
     global _pending
-    if _viz is not None or _pending is not None:
+    if _viz is not None or _pending is not None or deferred:
         return
     try:
         from importlib.resources import files

@@ -5,7 +5,8 @@ A static HTTP server on 127.0.0.1 serves ``build/lite/`` (built here if missing,
 test_jupyterlab.py, opens notebooks 00-03 through the JupyterLab UI, runs all their cells
 (the notebooks assert on their own results) and checks what they show: the empty table,
 the hook list, the dropped SYN, SVG pictures drawn by Graphviz in WebAssembly, and the
-prediction widget. Every request the browser makes must stay on the local server.
+prediction widget; that the kernel started warm (from the site's memory snapshot,
+deploy/lite/warm.py). Every request the browser makes must stay on the local server.
 """
 import base64
 import functools
@@ -216,14 +217,41 @@ def test_widget_in_the_browser(browser):
     page.close()
 
 
+def _warm_start_line(new_page, site) -> str:
+    """What a new kernel says of its start (deploy/lite/warmstart.js leaves it in the worker's
+    globals) and a random number it draws."""
+    page, _ = run_notebook(new_page, site, "01-empty-table.ipynb")
+    page.locator(f"{ACTIVE} .jp-Cell").last.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type("import js, random; print('warm:', js.nfteachWarmStart, random.random())")
+    page.keyboard.press("Shift+Enter")
+    shown = page.locator(f"{ACTIVE} .jp-OutputArea-output", has_text="warm:").first
+    shown.wait_for(timeout=60_000)
+    text = shown.text_content().strip()
+    page.close()
+    return text
+
+
+def test_kernel_started_warm(browser):
+    """The kernel's Pyodide was restored from the site's memory snapshot, not started from
+    scratch; two kernels restored from the same snapshot still draw different numbers."""
+    new_page, site, _ = browser
+    first, second = _warm_start_line(new_page, site), _warm_start_line(new_page, site)
+    assert first.startswith("warm: restored"), first
+    assert first.split()[-1] != second.split()[-1], (first, second)
+
+
 def test_no_request_left_the_local_server(browser):
     """Everything the site loaded came from it (the log of the tests above, same module)."""
     new_page, site, requests = browser
     if not any(u.endswith("/pyodide.asm.wasm") for u in requests):  # run alone: start a kernel
         run_notebook(new_page, site, "01-empty-table.ipynb")[0].close()
-    # the log holds the kernel worker's requests too (Pyodide, the wheels it loads)
+    # the log holds the kernel worker's requests too (Pyodide, its warm start: the memory
+    # snapshot and the packages' files, deploy/lite/warm.py)
     assert any(u.endswith("/pyodide.asm.wasm") for u in requests), requests[:20]
-    assert any("/nfteach-" in u and u.endswith(".whl") for u in requests), requests[:20]
+    assert any(u.endswith("/warm.snapshot") for u in requests), requests[:20]
     foreign = sorted({u for u in requests if urlparse(u).hostname not in ("127.0.0.1", None)
                       and not u.startswith(("data:", "blob:"))})
     assert not foreign, f"requests left the local server: {foreign[:10]}"
