@@ -244,7 +244,7 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
             net.ct.count += 1
             mx = self.nf_conntrack_max
             if mx and net.ct.count > mx:
-                if not self.early_drop(net, hash_conntrack_raw(t)):
+                if not self.early_drop(net, t):
                     net.ct.count -= 1
                     self._table_full(net)
                     return None
@@ -264,10 +264,11 @@ class Conntrack(CtNetns, CtConfirm, CtEcache):
         self.dmesg.append(msg)
         self.kernel.log(msg)
 
-    def early_drop(self, net, hash_: int) -> bool:
-        """Evict one confirmed, non-ASSURED entry from up to 8 buckets after ``hash_``."""
-        n = self.htable_size
-        start = hash_ % n
+    def early_drop(self, net, t: CtTuple) -> bool:
+        """Evict one confirmed, non-ASSURED entry from up to 8 buckets from the new tuple's on
+        (the kernel passes the hash resolve_normal_ct took; here its bucket is computed now)."""
+        n = net.ct.htable_size
+        start = net.ct.bucket(t)
         for i in range(NF_CT_EVICTION_RANGE):
             for ct in net.ct.chains().get((start + i) % n, ()):
                 if not ct.status & IPS_ASSURED and ct.confirmed and not ct.status & IPS_DYING:
