@@ -121,3 +121,19 @@ def vm_lab(kernel):
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture
+def conntrack_until():
+    """``conntrack_until(lab, word, seconds)``: ``conntrack -L`` until its output holds word (or
+    seconds have passed), the last output. A close that ends in TIME_WAIT needs the guest's
+    sshd to close its side too: under TCG on a loaded machine that can come after the
+    ``nc`` command has returned (CI saw an entry still mid-close)."""
+    def wait(lab, word, seconds=30):
+        deadline = time.monotonic() + seconds
+        while True:
+            out = lab.run("sudo conntrack -L").output
+            if word in out or time.monotonic() > deadline:
+                return out
+            time.sleep(0.5)
+    return wait

@@ -258,17 +258,7 @@ def _open_files(pid):
     return out
 
 
-def _conntrack_once(lab, word, seconds):
-    """`conntrack -L` until its output holds word, or until seconds have passed: the last output."""
-    deadline = time.monotonic() + seconds
-    while True:
-        out = lab.run("sudo conntrack -L").output
-        if word in out or time.monotonic() > deadline:
-            return out
-        time.sleep(0.5)
-
-
-def test_two_labs_restored_from_one_saved_guest_are_independent(kernel):
+def test_two_labs_restored_from_one_saved_guest_are_independent(kernel, conntrack_until):
     from nfteach.vm import saved
 
     if saved.cold_only():
@@ -293,9 +283,7 @@ def test_two_labs_restored_from_one_saved_guest_are_independent(kernel):
         assert labs[0].run("sudo nft add table ip only_in_a").status == 0
         assert labs[0].run("sudo modprobe nf_conntrack enable_hooks=1").status == 0
         labs[0].run("@host nc -z -w 1 192.168.122.204 22")
-        # the close ends in TIME_WAIT once the guest's sshd has closed its side too; under TCG
-        # on a loaded machine that can come after nc has returned (seen in CI: still mid-close)
-        assert "TIME_WAIT" in _conntrack_once(labs[0], "TIME_WAIT", seconds=30)
+        assert "TIME_WAIT" in conntrack_until(labs[0], "TIME_WAIT")
         assert "only_in_a" not in labs[1].run("sudo nft list tables").output
         assert "0 flow entries" in labs[1].run("sudo conntrack -L").output
         # each lab's kernel draws its own random numbers after the restore
