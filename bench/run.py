@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import course  # noqa: E402
 import live_syn  # noqa: E402
+import sim_ceiling  # noqa: E402
 import sim_syn  # noqa: E402
 import vm_start  # noqa: E402
 from machine import machine, md_table  # noqa: E402
@@ -78,6 +79,8 @@ def run(args) -> Dict:
     res["sim_syn"] = [sim_best[f"{v}, trace {t}"] for v in ("accept", "drop") for t in ("off", "on")]
     res["live_syn"] = {"skipped": f"not measured: {why}"} if why else list(live_best.values())
     res["sim_live_rounds"] = pairs
+    say("the accept path's ceiling in CPython: the model, an inlined copy, a flat copy (bench/sim_ceiling.py)")
+    res["sim_ceiling"] = sim_ceiling.measure(n_sim, rounds)
 
     n_mem = 10_000 if quick else 1_000_000
     say(f"memory per conntrack entry at {n_mem} entries")
@@ -147,6 +150,14 @@ def table(res: Dict) -> str:
                 rows.append((label, f"{ratio:.3f}", ">= 1", "yes" if ratio >= TARGETS["sim_live_ratio"] else "no"))
     else:
         rows.append(("live SYN/s", res["live_syn"]["skipped"], "-", ""))
+    c = res.get("sim_ceiling")
+    if c:
+        acc = live.get("accept, trace off")
+        for v, what in (("model", "the model (sim_ceiling's own run)"),
+                        ("inlined", "every call known before the packet inlined"),
+                        ("flat", "flat: no hook entries, no tracing checks (not a model)")):
+            vs = f", {c[v + '_syn_per_s'] / acc['syn_per_s']:.2f} x live" if acc else ""
+            rows.append((f"sim accept ceiling, {what} (n={c['n']})", _fmt_rate(c[v + "_syn_per_s"]) + vs, "-", ""))
     m = res["memory"]
     rows.append((f"sim bytes per conntrack entry, RSS at n={m['rss']['n']:,}", f"{m['rss']['rss_per_entry']:.0f} B",
                  "<= 1024 B", "yes" if m["rss"]["rss_per_entry"] <= TARGETS["bytes_per_entry"] else "no"))
