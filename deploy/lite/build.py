@@ -16,6 +16,8 @@ Everything the site loads is inside it, so it works offline (a USB stick, a cour
 - a warm start (deploy/lite/warm.py): a memory snapshot of that Pyodide with the kernel's
   Python dependencies imported, which the kernel's worker (patched here) restores instead
   of starting Pyodide from scratch.
+- JupyterLite's service worker manager, patched (deploy/lite/swversion.py) so that the first
+  reload of the site keeps its service worker, and its kernel the notebooks' files.
 
 Downloads (npm tarballs, wheels) are cached in ``$NFTEACH_CACHE/lite`` (default
 ``~/.cache/nfteach/lite``). Usage: ``python deploy/lite/build.py [--out build/lite]``.
@@ -35,6 +37,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import swversion  # noqa: E402 - deploy/lite/swversion.py, next to this file
 import warm  # noqa: E402 - deploy/lite/warm.py, next to this file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -234,6 +237,8 @@ def build(out: Path) -> None:
     warm.make_snapshot(out, PRELOAD, WARM)
     for w in warm.patch_workers(out):
         print(f"  {w.relative_to(out)}: loads Pyodide through deploy/lite/warmstart.js")
+    for m in swversion.patch_managers(out):
+        print(f"  {m.relative_to(out)}: the first reload keeps its service worker (deploy/lite/swversion.py)")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"nfteach: JupyterLite site in {out}: {size / 2**20:.1f} MiB, "
           f"{sum(1 for p in out.rglob('*') if p.is_file())} files; serve it with any static "
