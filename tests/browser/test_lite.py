@@ -143,8 +143,7 @@ def run_notebook(new_page, site, name, timeout=180, wait_all=True):
     first_output = time.monotonic() - t0
     if not wait_all:
         return page, first_output
-    # polled every 250 ms: per animation frame (the default), the cross-origin isolated page
-    # never saw its cells done (they were: evaluated once after 45 s, it held)
+    # polled by time, as test_course_in_lab.py does (not per animation frame)
     try:
         page.wait_for_function(ALL_RUN, timeout=timeout * 1000, polling=250)
     except Exception as e:  # noqa: BLE001 - a timeout: say where the notebook stood
