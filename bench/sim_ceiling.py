@@ -30,8 +30,15 @@ from typing import Callable, Dict
 from sim_syn import PORTS, make_lab, syn_skbs
 
 from nfteach.sim.kernel.netfilter import LOCAL_IN, NF_ACCEPT, NF_DROP, PRE_ROUTING
-from nfteach.sim.kernel.nf_conn import IPCT_NEW, IPCT_PROTOINFO, IPS_CONFIRMED, NfConn
-from nfteach.sim.kernel.skb import IP_CT_NEW, IP_CT_UNTRACKED, IPPROTO_TCP
+from nfteach.sim.kernel.nf_conn import (
+    IPCT_NEW,
+    IPCT_PROTOINFO,
+    IPS_ASSURED,
+    IPS_CONFIRMED,
+    IPS_SEEN_REPLY,
+    NfConn,
+)
+from nfteach.sim.kernel.skb import FIN, IP_CT_NEW, IP_CT_UNTRACKED, IPPROTO_TCP, SYN
 from nfteach.sim.kernel.tcp_ct import tcp_new, tcp_packet
 
 
@@ -60,7 +67,7 @@ def _inlined(k, ns) -> Callable:
             ct.on_unconfirmed = True
             skb.nfct, skb.ctinfo = ct, IP_CT_NEW
             status, old = ct.status, ct.state
-            verdict, timeout, actions = tcp_packet(ct, skb, 0, status & 2, status & 4)
+            verdict, timeout, actions = tcp_packet(ct, skb, 0, status & IPS_SEEN_REPLY, status & IPS_ASSURED)
             if ct.state != old and cm._ecache and cm.event_cb:
                 ct.ecache |= 1 << IPCT_PROTOINFO
             ct.timeout = timeout
@@ -141,7 +148,7 @@ def _flat(k, ns) -> Callable:
         idx = CONNTRACK_INDEX[flags & _FLAG_BITS]
         st = TCP_CONNTRACKS[0][idx][0]
         seq = skb.seq
-        end = seq + skb.payload + (1 if flags & 2 else 0) + (1 if flags & 1 else 0)
+        end = seq + skb.payload + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         ct.end_orig, ct.end_reply, ct.flags_orig, ct.flags_reply = end, 0, 0, 0
         ct.last_index, ct.last_dir, ct.last_seq, ct.last_end, ct.retrans = idx, 0, seq, end, 0
         new = TCP_CONNTRACKS[0][idx][st]

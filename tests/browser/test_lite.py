@@ -7,9 +7,11 @@ test_jupyterlab.py, opens notebooks 00-03 through the JupyterLab UI, runs all th
 the hook list, the dropped SYN, SVG pictures drawn by Graphviz in WebAssembly, and the
 prediction widget; that the kernel started warm (from the site's memory snapshot,
 deploy/lite/warm.py), also in the worker a cross-origin isolated page gets; that a reload
-right after the first visit keeps the notebooks' files in the kernel. Every request the browser makes must stay on the local server.
+right after the first visit keeps the notebooks' files in the kernel. Every request the
+browser makes must stay on the local server.
 """
 import base64
+import contextlib
 import functools
 import http.server
 import os
@@ -51,10 +53,15 @@ def site():
             _need(False, "no build/lite and no jupyterlite-core to build it (pip install -e '.[lite]')")
         subprocess.run([sys.executable, str(REPO / "deploy" / "lite" / "build.py"), "--out", str(SITE)],
                        check=True)
-    handler = functools.partial(_Quiet, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    with _serve(_Quiet) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serve(handler_class):
+    """SITE on 127.0.0.1 (a free port) while the block runs: its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler_class, directory=str(SITE)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -74,13 +81,8 @@ class _Isolated(_Quiet):
 
 @pytest.fixture(scope="module")
 def isolated_site(site):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Isolated, directory=str(SITE)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serve(_Isolated) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -262,15 +264,14 @@ def _new_cell_output(page, code: str, marker: str) -> str:
     return shown.text_content().strip()
 
 
-def _warm_start_line(new_page, site, workers=None) -> str:
-    """What a new kernel says of its start (deploy/lite/warmstart.js leaves it in the worker's
-    globals) and a random number it draws; with ``workers``, the page's workers' URLs go there
-    and notebook 01 is not waited on to the end (see the cross-origin isolated test)."""
-    page, _ = run_notebook(new_page, site, "01-empty-table.ipynb", wait_all=workers is None)
-    if workers is not None:
-        workers += [w.url for w in page.workers]
-        workers.append(f"crossOriginIsolated={page.evaluate('crossOriginIsolated')}")
-    text = _new_cell_output(page, "import js, random; print('warm:', js.nfteachWarmStart, random.random())", "warm:")
+#: what a new kernel says of its start (deploy/lite/warmstart.js leaves it in the worker's
+#: globals) and a random number it draws
+WARM_LINE = "import js, random; print('warm:', js.nfteachWarmStart, random.random())"
+
+
+def _warm_start_line(new_page, site) -> str:
+    page, _ = run_notebook(new_page, site, "01-empty-table.ipynb")
+    text = _new_cell_output(page, WARM_LINE, "warm:")
     page.close()
     return text
 
@@ -282,9 +283,11 @@ def test_cross_origin_isolated_kernel_starts_warm_too(browser, isolated_site):
     output and the later cells' came, with or without the warm start -- 4 of 5 and 2 of 4
     runs here -- so "all cells done" cannot be read from the prompts.)"""
     new_page, _, _ = browser
-    workers = []
-    line = _warm_start_line(new_page, isolated_site, workers)
-    assert "crossOriginIsolated=True" in workers, workers
+    page, _ = run_notebook(new_page, isolated_site, "01-empty-table.ipynb", wait_all=False)
+    isolated, workers = page.evaluate("crossOriginIsolated"), [w.url for w in page.workers]
+    line = _new_cell_output(page, WARM_LINE, "warm:")
+    page.close()
+    assert isolated is True, workers
     assert any("/coincident.worker." in w for w in workers), workers
     assert line.startswith("warm: restored"), line
 

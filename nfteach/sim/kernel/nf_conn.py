@@ -187,7 +187,7 @@ class NetCt:
         out: Dict[int, List[Tuple[NfConn, int]]] = {}
         for t, ct in self.table.items():
             d = REPLY if t == ct.reply else ORIGINAL
-            out.setdefault(hash_conntrack_raw(t) % self.htable_size, []).append((ct, d))
+            out.setdefault(self.bucket(t), []).append((ct, d))
         return out
 
     @property
